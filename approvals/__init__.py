@@ -1,0 +1,1 @@
+"""The approval engine (chains as data, Prefect pause/resume forms). Built in a later issue."""

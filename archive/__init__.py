@@ -1,0 +1,1 @@
+"""The document archive: serial numbers, object store, index, access rules, integrity."""

@@ -1,0 +1,141 @@
+"""The archive's SQL side: serial allocation, void records, index rows, access log.
+
+Keyword-only functions taking a ``Session``; the caller decides when to commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
+from brokerflow.models import (
+    AccessLogEntry,
+    ArchiveEntry,
+    SerialCounter,
+    SerialRecord,
+    SerialStatus,
+    utcnow,
+)
+
+
+class SerialRangeExhausted(RuntimeError):
+    """All 999,999 numbers of a (branch, type, year) are used."""
+
+
+def find_live_record(
+    session: Session, *, doc_type: str, subject_key: str, revision: int
+) -> SerialRecord | None:
+    """The reserved or stored serial of a document subject+revision, if any."""
+    return session.exec(
+        select(SerialRecord).where(
+            SerialRecord.doc_type == doc_type,
+            SerialRecord.subject_key == subject_key,
+            SerialRecord.revision == revision,
+            SerialRecord.status != SerialStatus.VOID,
+        )
+    ).first()
+
+
+def next_number(session: Session, *, branch: str, doc_type: str, year: int) -> int:
+    """Increment and return the counter of (branch, type, year) inside the caller's transaction.
+
+    The UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite, BEGIN IMMEDIATE), so
+    concurrent transactions queue and every committed number is unique and consecutive.
+    """
+    where = (
+        col(SerialCounter.branch) == branch,
+        col(SerialCounter.doc_type) == doc_type,
+        col(SerialCounter.year) == year,
+    )
+    bump = update(SerialCounter).where(*where).values(last_number=SerialCounter.last_number + 1)
+    if session.execute(bump).rowcount == 0:  # type: ignore[attr-defined]
+        try:
+            with session.begin_nested():
+                session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
+                                          last_number=1))
+        except sa_exc.IntegrityError:  # another transaction created it first
+            session.execute(bump)
+    number = session.exec(select(SerialCounter.last_number).where(*where)).one()
+    if number > MAX_NUMBER:
+        raise SerialRangeExhausted(f"{branch}-{doc_type}-{year}: all {MAX_NUMBER} numbers used")
+    return number
+
+
+def allocate_serial(
+    session: Session, *, branch: str, doc_type: str, year: int, subject_key: str, revision: int
+) -> SerialRecord:
+    """Reserve the next serial for a document; the caller commits before storing the object."""
+    number = next_number(session, branch=branch, doc_type=doc_type, year=year)
+    record = SerialRecord(
+        serial=format_serial(branch, doc_type, year, number),
+        branch=branch, doc_type=doc_type, year=year, number=number,
+        subject_key=subject_key, revision=revision,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def void_serial(session: Session, *, serial: str, reason: str) -> None:
+    """Record that ``serial``'s document was not stored; the number is never reused."""
+    record = session.get(SerialRecord, serial)
+    if record is None:
+        raise KeyError(serial)
+    record.status = SerialStatus.VOID
+    record.reason = reason[:2000]
+    record.settled_at = utcnow()
+    session.add(record)
+
+
+def index_document(session: Session, *, entry: ArchiveEntry) -> None:
+    """Write the index row of a stored, checksum-confirmed document and settle its serial."""
+    record = session.get(SerialRecord, entry.serial)
+    if record is None:
+        raise KeyError(entry.serial)
+    record.status = SerialStatus.STORED
+    record.settled_at = utcnow()
+    session.add(record)
+    session.add(entry)
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    serial: str | None = None  # a whole serial matches exactly; anything shorter is a prefix
+    doc_type: str | None = None
+    cm_id: str | None = None
+    month: str | None = None
+    status: str | None = None
+    branch: str | None = None
+    limit: int = 1000
+
+
+def search_entries(session: Session, *, query: SearchFilter) -> list[ArchiveEntry]:
+    """Index rows matching every given filter, ordered by serial."""
+    statement = select(ArchiveEntry)
+    if query.serial:
+        text = query.serial.strip().rstrip("*")
+        if SERIAL_PATTERN.match(text):
+            statement = statement.where(ArchiveEntry.serial == text)
+        else:
+            statement = statement.where(col(ArchiveEntry.serial).startswith(text, autoescape=True))
+    for column, value in (
+        (ArchiveEntry.doc_type, query.doc_type),
+        (ArchiveEntry.cm_id, query.cm_id),
+        (ArchiveEntry.month, query.month),
+        (ArchiveEntry.status, query.status),
+        (ArchiveEntry.branch, query.branch),
+    ):
+        if value:
+            statement = statement.where(column == value)
+    return list(session.exec(statement.order_by(col(ArchiveEntry.serial)).limit(query.limit)))
+
+
+def log_access(
+    session: Session, *, user_id: str, action: str, target: str, allowed: bool, reason: str
+) -> None:
+    session.add(AccessLogEntry(user_id=user_id[:64], action=action, target=target[:255],
+                               allowed=allowed, reason=reason))

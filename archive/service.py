@@ -1,0 +1,458 @@
+"""The archive: store a document under a new serial, find it, read it, verify and rebuild.
+
+``Archive.put`` / ``Archive.archive_rendered`` are an explicit ordered pipeline of small steps:
+
+1. validate the input (PDF, branch, type, subject, CM) and the writer's right to the branch;
+2. return the existing serial when the (type, subject key, revision) is archived already;
+3. allocate the serial and commit it (so the number is accounted for from now on);
+4. (rendered documents) render the PDF with its serial on the page -- failure voids the serial;
+5. store the object (bounded retries, Content-MD5) -- on failure the serial is voided;
+6. confirm the stored bytes (ETag = MD5) and write the index row in one commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, delete
+from sqlalchemy import exc as sa_exc
+from sqlmodel import select
+
+from archive import index
+from archive.access import DocumentScope, decide_read
+from archive.serials import Serial, check_branch, check_doc_type, parse_serial
+from archive.store import ObjectInfo, ObjectStore
+from brokerflow.db import new_session
+from brokerflow.errors import (
+    AccessDenied,
+    AccessError,
+    BadInput,
+    BrokerflowError,
+    NotFound,
+    StorageError,
+)
+from brokerflow.models import ArchiveEntry, SerialCounter, SerialRecord, SerialStatus, User
+from brokerflow.roster import UserView, authenticate, subordinate_ids
+from brokerflow.settings import Settings
+
+MAX_SUBJECT_LENGTH = 200
+PDF_MAGIC = b"%PDF-"
+
+
+@dataclass(frozen=True)
+class DocumentSpec:
+    """What a document is about; the archive derives serial, key and metadata from it."""
+
+    branch: str
+    doc_type: str
+    subject: str
+    subject_key: str  # with revision: one document per key+revision, ever
+    revision: int = 1
+    cm_id: str | None = None
+    month: str | None = None  # YYYY-MM the document is about; defaults to the archive month
+    source: str = "document"  # what to name in error messages (a file path, a flow)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A serial allocated (and committed) for a document not stored yet."""
+
+    serial: Serial
+    spec: DocumentSpec
+    team: str
+    month: str
+    created_at: datetime
+    actor_id: str
+
+
+@dataclass(frozen=True)
+class PutResult:
+    serial: str
+    created: bool  # False: the subject+revision was archived before; nothing new stored
+    sha256: str
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class RebuildReport:
+    indexed: int = 0
+    voided_gaps: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def validate_month(month: str, *, column: str = "--month") -> str:
+    try:
+        datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise BadInput(f"month {month!r} must be YYYY-MM", column=column) from None
+    return month
+
+
+class Archive:
+    """Serial-numbered, checksummed documents in the object store, indexed in SQL."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        store: ObjectStore,
+        settings: Settings,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.settings = settings
+        self.zone = ZoneInfo(settings.timezone)
+        self.clock = clock or (lambda: datetime.now(self.zone))
+
+    # ------------------------------------------------------------------ identity
+
+    def authenticate(self, user_id: str, secret: str) -> UserView:
+        """Check a user's secret; a failure is written to the access log."""
+        try:
+            with new_session(self.engine) as session:
+                return authenticate(session, user_id=user_id, secret=secret)
+        except AccessError as exc:  # logged after the reading session is closed
+            self._log(user_id, "authenticate", "", allowed=False, reason=str(exc))
+            raise
+
+    def _log(self, user_id: str, action: str, target: str, *, allowed: bool, reason: str) -> None:
+        with new_session(self.engine) as session:
+            index.log_access(session, user_id=user_id, action=action, target=target,
+                             allowed=allowed, reason=reason)
+            session.commit()
+
+    def _deny(self, user: UserView, action: str, target: str, reason: str) -> AccessDenied:
+        self._log(user.user_id, action, target, allowed=False, reason=reason)
+        return AccessDenied(f"{user.user_id} may not {action} {target}: {reason}")
+
+    # ------------------------------------------------------------------ put
+
+    def put(self, data: bytes, spec: DocumentSpec, *, actor: UserView) -> PutResult:
+        """Archive a finished PDF (e.g. an outside scan).  An empty ``spec.subject_key``
+        becomes the content hash, so the same file archived twice is one document."""
+        if not data.startswith(PDF_MAGIC):
+            raise BadInput("not a PDF (it does not start with %PDF-)", file=spec.source)
+        sha256 = hashlib.sha256(data).hexdigest()
+        if not spec.subject_key:
+            spec = replace(spec, subject_key=f"sha256:{sha256}")
+        reservation = self.reserve(spec, actor=actor)
+        if isinstance(reservation, str):
+            return PutResult(serial=reservation, created=False, sha256=sha256)
+        return self.store_reserved(reservation, data)
+
+    def archive_rendered(
+        self, spec: DocumentSpec, render: Callable[[str], bytes], *, actor: UserView
+    ) -> PutResult:
+        """Reserve a serial, render the document with it on the page, store it.
+
+        A render failure voids the serial (with the reason), like a store failure.
+        """
+        reservation = self.reserve(spec, actor=actor)
+        if isinstance(reservation, str):
+            with new_session(self.engine) as session:
+                entry = session.get(ArchiveEntry, reservation)
+            return PutResult(serial=reservation, created=False,
+                             sha256=entry.sha256 if entry else "")
+        try:
+            data = render(str(reservation.serial))
+        except Exception as exc:
+            self._void(reservation, f"render failed: {exc!r}")
+            raise
+        return self.store_reserved(reservation, data)
+
+    def reserve(self, spec: DocumentSpec, *, actor: UserView) -> Reservation | str:
+        """Validate and allocate a serial (committed); the existing serial when the
+        (type, subject key, revision) is archived already."""
+        team, month = self._validate(spec, actor=actor)
+        existing = self._existing(spec.doc_type, spec.subject_key, spec.revision)
+        if existing is not None:
+            return existing
+        now = self.clock()
+        try:
+            with new_session(self.engine) as session:
+                record = index.allocate_serial(
+                    session, branch=spec.branch, doc_type=spec.doc_type, year=now.year,
+                    subject_key=spec.subject_key, revision=spec.revision,
+                )
+                session.commit()
+        except sa_exc.IntegrityError:  # a concurrent reservation of the same subject won
+            existing = self._existing(spec.doc_type, spec.subject_key, spec.revision)
+            if existing is None:
+                raise
+            return existing
+        serial = Serial(record.branch, record.doc_type, record.year, record.number)
+        return Reservation(serial=serial, spec=spec, team=team, month=month, created_at=now,
+                           actor_id=actor.user_id)
+
+    def store_reserved(self, reservation: Reservation, data: bytes) -> PutResult:
+        """Store the document of a reservation, confirm it, index it; void on failure."""
+        spec, serial = reservation.spec, reservation.serial
+        sha256 = hashlib.sha256(data).hexdigest()
+        metadata = {
+            "serial": str(serial), "type": spec.doc_type, "subject": spec.subject,
+            "sha256": sha256, "branch": spec.branch, "subject-key": spec.subject_key,
+            "revision": str(spec.revision), "cm": spec.cm_id or "", "team": reservation.team,
+            "month": reservation.month, "created-by": reservation.actor_id,
+            "created-at": reservation.created_at.isoformat(),
+        }
+        try:
+            stored = self.store.put(serial.object_key, data, metadata=metadata)
+        except StorageError as exc:
+            self._void(reservation, f"store failed: {exc}")
+            raise
+        entry = ArchiveEntry(
+            serial=str(serial), branch=spec.branch, doc_type=spec.doc_type,
+            year=serial.year, number=serial.number, subject=spec.subject,
+            subject_key=spec.subject_key, revision=spec.revision, cm_id=spec.cm_id,
+            team=reservation.team, month=reservation.month, sha256=sha256, size=len(data),
+            created_by=reservation.actor_id, created_at=reservation.created_at,
+            object_key=serial.object_key, version_id=stored.version_id,
+        )
+        with new_session(self.engine) as session:
+            index.index_document(session, entry=entry)
+            index.log_access(session, user_id=reservation.actor_id, action="put",
+                             target=str(serial), allowed=True, reason=spec.source)
+            session.commit()
+        return PutResult(serial=str(serial), created=True, sha256=sha256)
+
+    def _void(self, reservation: Reservation, reason: str) -> None:
+        with new_session(self.engine) as session:
+            index.void_serial(session, serial=str(reservation.serial), reason=reason)
+            session.commit()
+
+    def _validate(self, spec: DocumentSpec, *, actor: UserView) -> tuple[str, str]:
+        """(team, month) after every input check; raises before anything is written."""
+        check_branch(spec.branch)
+        check_doc_type(spec.doc_type)
+        subject = spec.subject.strip()
+        if not subject or len(subject) > MAX_SUBJECT_LENGTH:
+            raise BadInput(f"subject must be 1-{MAX_SUBJECT_LENGTH} characters",
+                           column="--subject")
+        if not spec.subject_key or len(spec.subject_key) > 255:
+            raise BadInput("subject key must be 1-255 characters", column="subject_key")
+        if spec.revision < 1:
+            raise BadInput("revision must be 1 or more", column="revision")
+        month = validate_month(spec.month) if spec.month else self.clock().strftime("%Y-%m")
+        with new_session(self.engine) as session:
+            branch_known = session.exec(
+                select(User.user_id).where(User.branch == spec.branch).limit(1)
+            ).first()
+            if branch_known is None:
+                raise BadInput(f"branch {spec.branch!r} has nobody on the roster",
+                               column="--branch")
+            team = ""
+            if spec.cm_id is not None:
+                cm = session.get(User, spec.cm_id)
+                if cm is None:
+                    raise BadInput(f"unknown CM {spec.cm_id!r}: not on the roster",
+                                   column="--cm")
+                if cm.branch != spec.branch:
+                    raise BadInput(f"CM {spec.cm_id!r} belongs to branch {cm.branch}, "
+                                   f"not {spec.branch}", column="--cm")
+                team = cm.team
+        if not (actor.is_head_office or actor.branch == spec.branch):
+            raise self._deny(actor, "put", spec.branch, "writer is not of this branch")
+        return team, month
+
+    def _existing(self, doc_type: str, subject_key: str, revision: int) -> str | None:
+        with new_session(self.engine) as session:
+            record = index.find_live_record(
+                session, doc_type=doc_type, subject_key=subject_key, revision=revision
+            )
+            if record is None:
+                return None
+            if record.status == SerialStatus.RESERVED:
+                raise StorageError(
+                    f"{record.serial} is being archived for this subject right now (or its put "
+                    "was interrupted: run 'brokerflow archive verify')"
+                )
+            return record.serial
+
+    # ------------------------------------------------------------------ read
+
+    def _scope(self, entry: ArchiveEntry) -> DocumentScope:
+        return DocumentScope(branch=entry.branch, team=entry.team, cm_id=entry.cm_id)
+
+    def _subordinates(self, user: UserView) -> frozenset[str]:
+        if user.is_head_office:
+            return frozenset()
+        with new_session(self.engine) as session:
+            return frozenset(subordinate_ids(session, user.user_id))
+
+    def get(self, serial: str, *, actor: UserView) -> tuple[ArchiveEntry, bytes]:
+        """The index row and the checksum-verified PDF of ``serial``, if ``actor`` may read it."""
+        parse_serial(serial)
+        with new_session(self.engine) as session:
+            entry = session.get(ArchiveEntry, serial)
+        if entry is None:
+            self._log(actor.user_id, "get", serial, allowed=False, reason="no such serial")
+            raise NotFound(f"no archived document {serial}")
+        decision = decide_read(actor, self._scope(entry), subordinates=self._subordinates(actor))
+        if not decision.allowed:
+            raise self._deny(actor, "read", serial, decision.reason)
+        data = self.store.get(entry.object_key, version_id=entry.version_id)
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            self._log(actor.user_id, "get", serial, allowed=False, reason="checksum mismatch")
+            raise StorageError(f"{serial}: stored object does not match its checksum")
+        self._log(actor.user_id, "get", serial, allowed=True, reason=decision.reason)
+        return entry, data
+
+    def search(self, query: index.SearchFilter, *, actor: UserView) -> list[ArchiveEntry]:
+        """Index rows matching ``query`` that ``actor`` may see."""
+        if query.month:
+            validate_month(query.month)
+        if query.doc_type:
+            check_doc_type(query.doc_type)
+        subordinates = self._subordinates(actor)
+        with new_session(self.engine) as session:
+            rows = index.search_entries(session, query=query)
+        visible = [
+            e for e in rows
+            if decide_read(actor, self._scope(e), subordinates=subordinates).allowed
+        ]
+        self._log(actor.user_id, "search", query.serial or "", allowed=True,
+                  reason=f"{len(visible)} of {len(rows)} matches visible")
+        return visible
+
+    # ------------------------------------------------------------------ integrity
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every indexed object (indexed and latest version) and account for serials."""
+        report = VerifyReport()
+        with new_session(self.engine) as session:
+            entries = list(session.exec(select(ArchiveEntry).order_by(ArchiveEntry.serial)))
+            records = list(session.exec(select(SerialRecord)))
+            counters = list(session.exec(select(SerialCounter)))
+        indexed_keys = {e.object_key for e in entries}
+        for entry in entries:
+            report.checked += 1
+            self._verify_entry(entry, report)
+        for version in self.store.versions():
+            if version.is_latest and version.key not in indexed_keys:
+                report.problems.append(f"{version.key}: object in the bucket but not in the index")
+        numbers: dict[tuple[str, str, int], set[int]] = defaultdict(set)
+        for record in records:
+            numbers[(record.branch, record.doc_type, record.year)].add(record.number)
+            if record.status == SerialStatus.RESERVED:
+                report.problems.append(f"{record.serial}: allocated but neither stored nor void")
+        for counter in counters:
+            have = numbers[(counter.branch, counter.doc_type, counter.year)]
+            missing = set(range(1, counter.last_number + 1)) - have
+            if missing:
+                report.problems.append(
+                    f"{counter.branch}-{counter.doc_type}-{counter.year}: numbers "
+                    f"{sorted(missing)[:10]} are not accounted for"
+                )
+        return report
+
+    def _verify_entry(self, entry: ArchiveEntry, report: VerifyReport) -> None:
+        try:
+            data = self.store.get(entry.object_key, version_id=entry.version_id)
+        except NotFound:
+            report.problems.append(f"{entry.serial}: object {entry.object_key} is missing")
+            return
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            report.problems.append(f"{entry.serial}: indexed version does not match its SHA-256")
+        try:
+            latest_version = self.store.stat(entry.object_key).version_id
+        except NotFound:
+            report.problems.append(f"{entry.serial}: latest version of the object is missing")
+            return
+        if latest_version != entry.version_id:
+            latest = self.store.get(entry.object_key, version_id=latest_version)
+            same = hashlib.sha256(latest).hexdigest() == entry.sha256
+            report.problems.append(
+                f"{entry.serial}: a newer, unindexed version {latest_version} exists "
+                f"({'same content' if same else 'different content'})"
+            )
+
+    def rebuild_index(self) -> RebuildReport:
+        """Recreate index, serial records and counters from the bucket's metadata alone.
+
+        For each key the oldest version is the archived document (later versions are
+        overwrites, which ``verify`` reports).  Numbers with no object become void records.
+        """
+        report = RebuildReport()
+        oldest: dict[str, str] = {}
+        for version in self.store.versions():
+            oldest[version.key] = version.version_id  # listing is newest first per key
+        entries: list[ArchiveEntry] = []
+        for key, version_id in sorted(oldest.items()):
+            info = self.store.stat(key, version_id=version_id)
+            try:
+                entries.append(self._entry_from_metadata(key, info))
+            except (KeyError, ValueError, BrokerflowError) as exc:
+                report.skipped.append(f"{key}: metadata incomplete ({exc})")
+        with new_session(self.engine) as session:
+            session.execute(delete(ArchiveEntry))
+            session.execute(delete(SerialRecord))
+            session.execute(delete(SerialCounter))
+            highest: dict[tuple[str, str, int], int] = defaultdict(int)
+            used: dict[tuple[str, str, int], set[int]] = defaultdict(set)
+            for entry in entries:
+                group = (entry.branch, entry.doc_type, entry.year)
+                highest[group] = max(highest[group], entry.number)
+                used[group].add(entry.number)
+                session.add(SerialRecord(
+                    serial=entry.serial, branch=entry.branch, doc_type=entry.doc_type,
+                    year=entry.year, number=entry.number, subject_key=entry.subject_key,
+                    revision=entry.revision, status=SerialStatus.STORED,
+                    allocated_at=entry.created_at, settled_at=entry.created_at,
+                ))
+                session.add(entry)
+            for (branch, doc_type, year), last in highest.items():
+                session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
+                                          last_number=last))
+                for number in sorted(set(range(1, last + 1)) - used[(branch, doc_type, year)]):
+                    serial = Serial(branch, doc_type, year, number)
+                    session.add(SerialRecord(
+                        serial=str(serial), branch=branch, doc_type=doc_type, year=year,
+                        number=number, subject_key=f"void:{serial}", status=SerialStatus.VOID,
+                        reason="rebuilt from bucket: no object under this number",
+                    ))
+                    report.voided_gaps += 1
+            session.commit()
+        report.indexed = len(entries)
+        return report
+
+    def _entry_from_metadata(self, key: str, info: ObjectInfo) -> ArchiveEntry:
+        meta = info.metadata
+        serial = parse_serial(meta["serial"])
+        if serial.object_key != key:
+            raise ValueError(f"serial {serial} does not belong at {key}")
+        return ArchiveEntry(
+            serial=str(serial), branch=meta["branch"], doc_type=meta["type"], year=serial.year,
+            number=serial.number, subject=meta["subject"], subject_key=meta["subject-key"],
+            revision=int(meta["revision"]), cm_id=meta.get("cm") or None,
+            team=meta.get("team", ""), month=meta["month"], sha256=meta["sha256"],
+            size=info.size, created_by=meta.get("created-by", ""),
+            created_at=datetime.fromisoformat(meta["created-at"]), object_key=key,
+            version_id=info.version_id,
+        )
+
+
+def open_archive(settings: Settings, engine: Engine | None = None) -> Archive:
+    """An Archive on the configured database and object store (bucket prepared)."""
+    from brokerflow.db import open_database
+
+    store = ObjectStore.from_settings(settings)
+    store.ensure_bucket(retention_years=settings.retention_years,
+                        retention_mode=settings.retention_mode)
+    return Archive(engine=engine or open_database(settings.database_url), store=store,
+                   settings=settings)
+

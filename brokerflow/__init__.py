@@ -1,0 +1,1 @@
+"""brokerflow core: settings, database, roster, rendering, command line."""

@@ -1,0 +1,100 @@
+"""The brokerflow exception tree, in one place.
+
+    BrokerflowError                 base; ``exit_code`` is what the CLI exits with
+    ├── BadInput                    exit 2: a file, row, column (or option) is wrong
+    ├── UnsafeSettings              exit 2: default secrets outside development mode
+    ├── AccessError                 exit 3
+    │   ├── AuthenticationFailed    unknown user or wrong secret
+    │   └── AccessDenied            a known user asked for something not theirs
+    ├── NotFound                    exit 4: no such serial / user / object
+    ├── DuplicateDocument           the subject+revision is already archived (carries serial)
+    └── StorageError                exit 5: the object store failed after bounded retries
+        └── IntegrityError          a stored object does not match its checksum
+"""
+
+from __future__ import annotations
+
+
+class BrokerflowError(Exception):
+    """Base of every error brokerflow raises on purpose."""
+
+    exit_code = 1
+
+
+class BadInput(BrokerflowError):
+    """Input rejected before anything was written; names where the problem is."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.file = file
+        self.row = row
+        self.column = column
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(f"file {self.file}")
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column {self.column}")
+        prefix = ", ".join(where)
+        return f"{prefix}: {self.problem}" if prefix else self.problem
+
+
+class UnsafeSettings(BrokerflowError):
+    """Settings that must not be used outside development (default secrets)."""
+
+    exit_code = 2
+
+
+class AccessError(BrokerflowError):
+    """Identity or permission problem; always written to the access log."""
+
+    exit_code = 3
+
+
+class AuthenticationFailed(AccessError):
+    """Unknown user or a secret that does not verify."""
+
+
+class AccessDenied(AccessError):
+    """The user is known but not entitled to the document or action."""
+
+
+class NotFound(BrokerflowError):
+    """No such serial, user or object."""
+
+    exit_code = 4
+
+
+class DuplicateDocument(BrokerflowError):
+    """The same subject and revision was archived already; carries its serial."""
+
+    exit_code = 0
+
+    def __init__(self, serial: str, subject_key: str, revision: int) -> None:
+        self.serial = serial
+        self.subject_key = subject_key
+        self.revision = revision
+        super().__init__(f"{subject_key} revision {revision} is already archived as {serial}")
+
+
+class StorageError(BrokerflowError):
+    """The object store could not be reached or refused the object."""
+
+    exit_code = 5
+
+
+class IntegrityError(StorageError):
+    """A stored object does not match the checksum it was stored with."""

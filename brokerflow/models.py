@@ -1,0 +1,143 @@
+"""SQLModel tables: roster, serial counters and records, archive index, access log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlalchemy import Text as SAText
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------- roster
+
+
+class UserBase(SQLModel):
+    user_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=128)
+    branch: str = Field(index=True, max_length=16)
+    team: str = Field(default="", max_length=64)
+    supervisor_id: str | None = Field(default=None, max_length=64)
+
+
+class User(UserBase, table=True):
+    """A person on the roster; the only source of who may sign or read what."""
+
+    secret_hash: str = Field(max_length=256)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class UserRole(SQLModel, table=True):
+    """One role a user holds (scoped by the user's branch/team, or head office)."""
+
+    __table_args__ = (UniqueConstraint("user_id", "role"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="user.user_id", index=True, max_length=64)
+    role: str = Field(max_length=64)
+
+
+class UserPublic(UserBase):
+    roles: list[str] = []
+
+
+# --------------------------------------------------------------------------- serials
+
+
+class SerialCounter(SQLModel, table=True):
+    """The last number handed out per (branch, type, year)."""
+
+    branch: str = Field(primary_key=True, max_length=16)
+    doc_type: str = Field(primary_key=True, max_length=8)
+    year: int = Field(primary_key=True)
+    last_number: int = 0
+
+
+class SerialStatus:
+    RESERVED = "reserved"  # allocated, document not yet stored
+    STORED = "stored"  # object stored, checksum confirmed, indexed
+    VOID = "void"  # the document failed to store; the number is never reused
+
+
+class SerialRecord(SQLModel, table=True):
+    """Every allocated serial, so every number is accounted for (stored or void)."""
+
+    __table_args__ = (
+        # one live (non-void) serial per document subject and revision
+        Index(
+            "ux_serialrecord_subject",
+            "doc_type",
+            "subject_key",
+            "revision",
+            unique=True,
+            sqlite_where=text("status != 'void'"),
+            postgresql_where=text("status != 'void'"),
+        ),
+    )
+
+    serial: str = Field(primary_key=True, max_length=40)
+    branch: str = Field(max_length=16)
+    doc_type: str = Field(max_length=8)
+    year: int
+    number: int
+    subject_key: str = Field(max_length=255)
+    revision: int = 1
+    status: str = Field(default=SerialStatus.RESERVED, max_length=16, index=True)
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    allocated_at: datetime = Field(default_factory=utcnow)
+    settled_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------- archive index
+
+
+class ArchiveEntryBase(SQLModel):
+    serial: str = Field(primary_key=True, max_length=40)
+    branch: str = Field(index=True, max_length=16)
+    doc_type: str = Field(index=True, max_length=8)
+    year: int
+    number: int
+    subject: str = Field(sa_column=Column(SAText, nullable=False))
+    subject_key: str = Field(max_length=255)
+    revision: int = 1
+    cm_id: str | None = Field(default=None, index=True, max_length=64)
+    team: str = Field(default="", max_length=64)
+    month: str = Field(index=True, max_length=7)
+    status: str = Field(default="current", max_length=16)
+    sha256: str = Field(max_length=64)
+    size: int
+    created_by: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ArchiveEntry(ArchiveEntryBase, table=True):
+    """The index row of one stored document; written only after its checksum is confirmed."""
+
+    __table_args__ = (Index("ix_archiveentry_subject", "doc_type", "subject_key", "revision"),)
+
+    object_key: str = Field(max_length=255)
+    version_id: str = Field(default="", max_length=255)
+
+
+class ArchiveEntryPublic(ArchiveEntryBase):
+    object_key: str
+    version_id: str
+
+
+# --------------------------------------------------------------------------- access log
+
+
+class AccessLogEntry(SQLModel, table=True):
+    """Every authentication, read and write attempt on the archive, allowed or not."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    user_id: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    target: str = Field(default="", max_length=255)
+    allowed: bool
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))

@@ -1,0 +1,330 @@
+"""The roster: who exists, which roles they hold, who reports to whom, and their secrets.
+
+Parsing and validation are pure (``parse_roster``); ``load_roster`` writes a parsed roster in
+the caller's session.  Secrets are stored only as salted scrypt hashes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import hmac
+import io
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from sqlmodel import Session, col, delete, select
+
+from brokerflow.errors import AccessDenied, AuthenticationFailed, BadInput
+from brokerflow.models import User, UserRole
+
+HEAD_OFFICE = "HQ"
+ROSTER_COLUMNS = ["user_id", "name", "roles", "branch", "team", "supervisor_id", "secret"]
+
+TEAM_ROLES = frozenset({"cm", "stationed_manager", "regional_manager", "project_director",
+                        "backoffice"})
+BRANCH_ROLES = frozenset({"counter_clerk", "trading_manager", "finance_manager",
+                          "chief_accountant", "deputy_manager", "branch_manager"})
+#: Head-office departments that may be named to countersign (会签部门).
+COUNTERSIGN_DEPARTMENTS = frozenset({"compliance", "finance", "hr", "risk", "legal", "audit",
+                                     "it", "operations"})
+HEAD_OFFICE_ROLES = frozenset({"brokerage_office", "channel_dept", "vp"}) | COUNTERSIGN_DEPARTMENTS
+ADMIN_ROLE = "admin"
+KNOWN_ROLES = TEAM_ROLES | BRANCH_ROLES | HEAD_OFFICE_ROLES | {ADMIN_ROLE}
+
+USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+BRANCH_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def hash_secret(secret: str) -> str:
+    """Salted scrypt hash, self-describing: ``scrypt$n$r$p$salt$hash``."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    """Constant-time check of ``secret`` against a hash from ``hash_secret``."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    expected = base64.b64decode(digest)
+    actual = hashlib.scrypt(
+        secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+        dklen=len(expected),
+    )
+    return hmac.compare_digest(actual, expected)
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A roster user as the rules see it (no secret)."""
+
+    user_id: str
+    name: str
+    branch: str
+    team: str = ""
+    supervisor_id: str | None = None
+    roles: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_head_office(self) -> bool:
+        return self.branch == HEAD_OFFICE
+
+    def has_any(self, roles: Iterable[str]) -> bool:
+        return not self.roles.isdisjoint(roles)
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    """One validated roster line; ``secret`` is None when an existing user keeps theirs."""
+
+    row: int
+    user_id: str
+    name: str
+    roles: frozenset[str]
+    branch: str
+    team: str
+    supervisor_id: str | None
+    secret: str | None
+
+
+# --------------------------------------------------------------------------- parsing (pure)
+
+
+def parse_roster(
+    text: str, *, file: str, known_user_ids: frozenset[str] = frozenset()
+) -> list[RosterRow]:
+    """Validate a roster file's text (CSV, or YAML when ``file`` ends in .yaml/.yml)."""
+    if file.endswith((".yaml", ".yml")):
+        records = _yaml_records(text, file)
+    else:
+        records = _csv_records(text, file)
+    rows = [_validate_record(number, record, file) for number, record in records]
+    _check_references(rows, file, known_user_ids)
+    return rows
+
+
+def _csv_records(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise BadInput("the file is empty; expected a header line", file=file, row=1) from None
+    missing = [c for c in ROSTER_COLUMNS if c not in header]
+    extra = [c for c in header if c not in ROSTER_COLUMNS]
+    if missing or extra:
+        raise BadInput(
+            f"header must be {','.join(ROSTER_COLUMNS)}"
+            + (f"; missing {','.join(missing)}" if missing else "")
+            + (f"; unexpected {','.join(extra)}" if extra else ""),
+            file=file, row=1, column=(missing or extra)[0],
+        )
+    records = []
+    for index, values in enumerate(reader, start=2):
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            raise BadInput(
+                f"expected {len(header)} fields, found {len(values)}", file=file, row=index
+            )
+        records.append((index, dict(zip(header, values, strict=True))))
+    return records
+
+
+def _yaml_records(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise BadInput(f"not valid YAML: {exc}", file=file) from None
+    if isinstance(data, dict):
+        data = data.get("users")
+    if not isinstance(data, list):
+        raise BadInput("expected a list of users (or a mapping with key 'users')", file=file)
+    records = []
+    for index, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise BadInput("each user must be a mapping", file=file, row=index)
+        unknown = sorted(set(item) - set(ROSTER_COLUMNS))
+        if unknown:
+            raise BadInput(f"unexpected key {unknown[0]}", file=file, row=index, column=unknown[0])
+        record = {}
+        for key in ROSTER_COLUMNS:
+            value = item.get(key)
+            if isinstance(value, list):
+                value = ";".join(str(v) for v in value)
+            record[key] = "" if value is None else str(value)
+        records.append((index, record))
+    return records
+
+
+def _validate_record(row: int, record: dict[str, str], file: str) -> RosterRow:
+    def bad(column: str, problem: str) -> BadInput:
+        return BadInput(problem, file=file, row=row, column=column)
+
+    user_id = record["user_id"].strip()
+    if not USER_ID_PATTERN.match(user_id):
+        raise bad("user_id", f"user_id {user_id!r} must be 1-64 letters, digits, '_', '.', '-'")
+    name = record["name"].strip()
+    if not name:
+        raise bad("name", "name is empty")
+    branch = record["branch"].strip()
+    if not BRANCH_PATTERN.match(branch):
+        raise bad("branch", f"branch code {branch!r} must be 2-8 upper-case letters/digits")
+    roles = frozenset(r.strip() for r in record["roles"].split(";") if r.strip())
+    if not roles:
+        raise bad("roles", "at least one role is required")
+    unknown = sorted(roles - KNOWN_ROLES)
+    if unknown:
+        known = ", ".join(sorted(KNOWN_ROLES))
+        raise bad("roles", f"unknown role {unknown[0]!r}; known roles: {known}")
+    if branch == HEAD_OFFICE and roles & (TEAM_ROLES | BRANCH_ROLES):
+        role = sorted(roles & (TEAM_ROLES | BRANCH_ROLES))[0]
+        raise bad("roles", f"role {role!r} belongs to a branch, not to head office {HEAD_OFFICE}")
+    if branch != HEAD_OFFICE and roles & HEAD_OFFICE_ROLES:
+        role = sorted(roles & HEAD_OFFICE_ROLES)[0]
+        raise bad("roles", f"role {role!r} is a head-office role; its branch must be {HEAD_OFFICE}")
+    supervisor = record["supervisor_id"].strip() or None
+    if supervisor == user_id:
+        raise bad("supervisor_id", "a user cannot supervise themselves")
+    secret = record["secret"]
+    return RosterRow(
+        row=row, user_id=user_id, name=name, roles=roles, branch=branch,
+        team=record["team"].strip(), supervisor_id=supervisor, secret=secret or None,
+    )
+
+
+def _check_references(rows: list[RosterRow], file: str, known: frozenset[str]) -> None:
+    seen: dict[str, int] = {}
+    for r in rows:
+        if r.user_id in seen:
+            raise BadInput(
+                f"user_id {r.user_id!r} already appears on row {seen[r.user_id]}",
+                file=file, row=r.row, column="user_id",
+            )
+        seen[r.user_id] = r.row
+    ids = set(seen) | set(known)
+    supervisors = {r.user_id: r.supervisor_id for r in rows}
+    for r in rows:
+        if r.supervisor_id and r.supervisor_id not in ids:
+            raise BadInput(
+                f"supervisor_id {r.supervisor_id!r} is not on the roster",
+                file=file, row=r.row, column="supervisor_id",
+            )
+        if r.secret is None and r.user_id not in known:
+            raise BadInput("a new user needs a secret", file=file, row=r.row, column="secret")
+        # reporting lines must not loop
+        walk, current = {r.user_id}, r.supervisor_id
+        while current and current in supervisors:
+            if current in walk:
+                raise BadInput(
+                    f"reporting line of {r.user_id!r} loops back through {current!r}",
+                    file=file, row=r.row, column="supervisor_id",
+                )
+            walk.add(current)
+            current = supervisors[current]
+
+
+# --------------------------------------------------------------------------- database
+
+
+def roster_is_empty(session: Session) -> bool:
+    return session.exec(select(User.user_id).limit(1)).first() is None
+
+
+def load_roster(
+    session: Session, *, path: Path, actor: UserView | None
+) -> list[RosterRow]:
+    """Parse ``path`` and upsert its users and roles; the caller commits.
+
+    The first load into an empty roster is open; any later load needs an ``admin`` actor.
+    """
+    if not roster_is_empty(session) and (actor is None or ADMIN_ROLE not in actor.roles):
+        raise AccessDenied("loading a roster into a non-empty database needs role 'admin'")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput("no such file", file=str(path)) from None
+    except UnicodeDecodeError:
+        raise BadInput("not UTF-8 text", file=str(path)) from None
+    known = frozenset(session.exec(select(User.user_id)).all())
+    rows = parse_roster(text, file=str(path), known_user_ids=known)
+    for r in rows:
+        user = session.get(User, r.user_id)
+        if user is None:
+            assert r.secret is not None
+            user = User(user_id=r.user_id, name=r.name, branch=r.branch, secret_hash="")
+        user.name, user.branch, user.team, user.supervisor_id = (
+            r.name, r.branch, r.team, r.supervisor_id,
+        )
+        if r.secret is not None:
+            user.secret_hash = hash_secret(r.secret)
+        session.add(user)
+        session.exec(delete(UserRole).where(col(UserRole.user_id) == r.user_id))
+        session.flush()
+        for role in sorted(r.roles):
+            session.add(UserRole(user_id=r.user_id, role=role))
+    session.flush()
+    return rows
+
+
+def get_user_view(session: Session, user_id: str) -> UserView | None:
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    roles = session.exec(select(UserRole.role).where(UserRole.user_id == user_id)).all()
+    return UserView(
+        user_id=user.user_id, name=user.name, branch=user.branch, team=user.team,
+        supervisor_id=user.supervisor_id, roles=frozenset(roles),
+    )
+
+
+def authenticate(session: Session, *, user_id: str, secret: str) -> UserView:
+    """The roster user for ``user_id`` if ``secret`` verifies; else AuthenticationFailed."""
+    user = session.get(User, user_id)
+    if user is None:
+        # spend the same time as a real check, so unknown ids are not told apart by timing
+        verify_secret(secret, _DUMMY_HASH)
+        raise AuthenticationFailed(f"unknown user {user_id!r} or wrong secret")
+    if not verify_secret(secret, user.secret_hash):
+        raise AuthenticationFailed(f"unknown user {user_id!r} or wrong secret")
+    view = get_user_view(session, user_id)
+    assert view is not None
+    return view
+
+
+def subordinate_ids(session: Session, user_id: str) -> set[str]:
+    """Everyone whose reporting line reaches ``user_id`` (transitively)."""
+    links = session.exec(select(User.user_id, User.supervisor_id)).all()
+    children: dict[str, list[str]] = {}
+    for uid, sup in links:
+        if sup:
+            children.setdefault(sup, []).append(uid)
+    found: set[str] = set()
+    stack = list(children.get(user_id, []))
+    while stack:
+        uid = stack.pop()
+        if uid not in found:
+            found.add(uid)
+            stack.extend(children.get(uid, []))
+    return found
+
+
+_DUMMY_HASH = hash_secret(secrets.token_hex(8))

@@ -1,0 +1,96 @@
+"""One settings object, read from ``BROKERFLOW_*`` environment variables.
+
+Local defaults point at the stack ``brokerflow up`` serves (SQLite file and data under
+``BROKERFLOW_HOME``, default ``~/.brokerflow``).  ``brokerflow up`` writes generated secrets
+to ``$BROKERFLOW_HOME/brokerflow.env``, which is read as a fallback for the environment.
+Default secrets are refused unless ``BROKERFLOW_DEV=1``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from brokerflow.errors import UnsafeSettings
+
+DEFAULT_SECRET = "changethis"
+ENV_FILE_NAME = "brokerflow.env"
+
+
+def brokerflow_home() -> Path:
+    """The directory holding the local database, stack state and generated env file."""
+    return Path(os.environ.get("BROKERFLOW_HOME", Path.home() / ".brokerflow")).expanduser()
+
+
+class Settings(BaseSettings):
+    """Connection settings and policy knobs for one brokerflow installation."""
+
+    model_config = SettingsConfigDict(env_prefix="BROKERFLOW_", extra="ignore")
+
+    home: Path = Path("~/.brokerflow")
+    database_url: str = ""
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_access_key: str = "brokerflow"
+    s3_secret_key: str = DEFAULT_SECRET
+    s3_bucket: str = "brokerflow-archive"
+    s3_region: str = "us-east-1"
+    s3_retries: int = 3
+    s3_timeout_seconds: float = 10.0
+    retention_years: int = 20
+    retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    secret_key: str = DEFAULT_SECRET
+    timezone: str = "Asia/Shanghai"
+    templates_dir: Path | None = None
+    dev: bool = False
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        self.home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'brokerflow.db'}"
+        if self.retention_years < 1:
+            raise UnsafeSettings("BROKERFLOW_RETENTION_YEARS must be at least 1")
+        return self
+
+    def check_secrets(self) -> None:
+        """Refuse default secrets unless the development flag is set."""
+        unsafe = [
+            name
+            for name, value in (
+                ("BROKERFLOW_S3_SECRET_KEY", self.s3_secret_key),
+                ("BROKERFLOW_SECRET_KEY", self.secret_key),
+            )
+            if value == DEFAULT_SECRET
+        ]
+        if unsafe and not self.dev:
+            raise UnsafeSettings(
+                f"{', '.join(unsafe)} still has the default value {DEFAULT_SECRET!r}; "
+                "set a real secret, run 'brokerflow up' (it generates them), "
+                "or set BROKERFLOW_DEV=1 for development"
+            )
+
+    @property
+    def s3_secure(self) -> bool:
+        return self.s3_endpoint.startswith("https://")
+
+    @property
+    def s3_host(self) -> str:
+        """host:port of the S3 endpoint, as the minio client wants it."""
+        return self.s3_endpoint.split("://", 1)[-1].rstrip("/")
+
+
+def load_settings(*, check_secrets: bool = True) -> Settings:
+    """Settings from the environment, then ``$BROKERFLOW_HOME/brokerflow.env``."""
+    home = brokerflow_home()
+    env_file = home / ENV_FILE_NAME
+    settings = Settings(
+        _env_file=env_file if env_file.exists() else None,  # type: ignore[call-arg]
+        home=home,
+    )
+    if check_secrets:
+        settings.check_secrets()
+    return settings

@@ -1,0 +1,1 @@
+"""Prefect flows: archiving now; filing chain, attribution and payroll in later issues."""

@@ -1,0 +1,178 @@
+"""Real parts for every test: an S3 endpoint over HTTP on 127.0.0.1 (MinIO when on PATH or
+given by BROKERFLOW_S3_ENDPOINT, else moto's standalone server), a Prefect test server (one per
+session, started by the first test that needs it), and a fresh SQLite file per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+from archive.service import Archive, open_archive  # noqa: E402
+from brokerflow.cli import main as cli_main  # noqa: E402
+from brokerflow.db import new_session  # noqa: E402
+from brokerflow.render import DocumentRenderer  # noqa: E402
+from brokerflow.roster import UserView, get_user_view, load_roster  # noqa: E402
+from brokerflow.s3server import start_local_s3  # noqa: E402
+from brokerflow.settings import Settings, load_settings  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+ROSTER_CSV = DATA / "roster.csv"
+TEST_S3_ACCESS_KEY = "brokerflow-test"
+TEST_S3_SECRET_KEY = "brokerflow-test-secret-0123456789"
+_bucket_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class S3Endpoint:
+    url: str
+    access_key: str
+    secret_key: str
+    kind: str
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint]:
+    """One S3 endpoint for the whole session; each test gets its own bucket."""
+    external = os.environ.get("BROKERFLOW_S3_ENDPOINT")
+    if external:
+        yield S3Endpoint(external, os.environ["BROKERFLOW_S3_ACCESS_KEY"],
+                         os.environ["BROKERFLOW_S3_SECRET_KEY"], "external")
+        return
+    server = start_local_s3(data_dir=tmp_path_factory.mktemp("s3"),
+                            access_key=TEST_S3_ACCESS_KEY, secret_key=TEST_S3_SECRET_KEY)
+    yield S3Endpoint(server.endpoint, TEST_S3_ACCESS_KEY, TEST_S3_SECRET_KEY, server.kind)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """A real Prefect API server (SQLite) for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, s3_endpoint: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """BROKERFLOW_* variables for this test: own home, SQLite file and bucket."""
+    values = {
+        "BROKERFLOW_HOME": str(tmp_path / "home"),
+        "BROKERFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'brokerflow.db'}",
+        "BROKERFLOW_S3_ENDPOINT": s3_endpoint.url,
+        "BROKERFLOW_S3_ACCESS_KEY": s3_endpoint.access_key,
+        "BROKERFLOW_S3_SECRET_KEY": s3_endpoint.secret_key,
+        "BROKERFLOW_S3_BUCKET": f"bf-test-{os.getpid()}-{next(_bucket_numbers)}",
+        "BROKERFLOW_SECRET_KEY": "test-secret-key-not-for-production",
+        "BROKERFLOW_S3_RETRIES": "1",
+        "BROKERFLOW_S3_TIMEOUT_SECONDS": "5",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
+        monkeypatch.delenv(key, raising=False)
+    return values
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def archive(settings: Settings) -> Archive:
+    return open_archive(settings)
+
+
+@pytest.fixture
+def roster(archive: Archive) -> None:
+    """The sample roster (tests/data/roster.csv) loaded into this test's database."""
+    with new_session(archive.engine) as session:
+        load_roster(session, path=ROSTER_CSV, actor=None)
+        session.commit()
+
+
+@pytest.fixture
+def user(archive: Archive, roster: None) -> Callable[[str], UserView]:
+    def lookup(user_id: str) -> UserView:
+        with new_session(archive.engine) as session:
+            view = get_user_view(session, user_id)
+        assert view is not None, user_id
+        return view
+
+    return lookup
+
+
+@pytest.fixture(scope="session")
+def renderer() -> DocumentRenderer:
+    return DocumentRenderer()
+
+
+@pytest.fixture(scope="session")
+def make_pdf(renderer: DocumentRenderer) -> Callable[..., bytes]:
+    """A real PDF (rendered EXT cover sheet) with the given subject."""
+
+    def make(subject: str = "外部文件", branch: str = "SZ01", serial: str = "") -> bytes:
+        return renderer.render_pdf(
+            "EXT", {"branch": branch, "subject": subject, "serial": serial,
+                    "body": {"note": subject}})
+
+    return make
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+    out_bytes: bytes = b""
+
+
+@pytest.fixture
+def cli(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> Callable[..., CliResult]:
+    """Run ``brokerflow ARGS`` in-process, acting as ``user`` with ``secret``."""
+
+    def run(*argv: str, user: str | None = None, secret: str | None = None) -> CliResult:
+        if secret is None and user is not None:
+            secret = f"pw-{user}"
+        if secret is not None:
+            monkeypatch.setenv("BROKERFLOW_SECRET", secret)
+        else:
+            monkeypatch.delenv("BROKERFLOW_SECRET", raising=False)
+        args = list(argv) + (["--as", user] if user else [])
+        capsysbinary.readouterr()
+        code = cli_main(args)
+        captured = capsysbinary.readouterr()
+        return CliResult(code, captured.out.decode(errors="replace"),
+                         captured.err.decode(errors="replace"), captured.out)
+
+    return run
+
+
+def pdf_text(path_or_bytes: Path | bytes, tmp_path: Path) -> str:
+    """What ``pdftotext`` reads from a PDF."""
+    if isinstance(path_or_bytes, bytes):
+        path = tmp_path / "extract.pdf"
+        path.write_bytes(path_or_bytes)
+    else:
+        path = path_or_bytes
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
+                          text=True, check=True).stdout
+
+
+def console_script() -> list[str]:
+    return [str(Path(sys.executable).parent / "brokerflow")]

@@ -1,0 +1,77 @@
+"""Serial format and gap-free allocation, including under multi-process contention."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from archive.index import allocate_serial, next_number
+from archive.serials import Serial, format_serial, parse_serial
+from brokerflow.db import new_session, open_database
+from brokerflow.errors import BadInput
+from brokerflow.models import SerialRecord
+
+
+def test_format_and_parse_round_trip() -> None:
+    assert format_serial("SZ01", "PAY", 2026, 42) == "SZ01-PAY-2026-000042"
+    serial = parse_serial("SZ01-PAY-2026-000042")
+    assert serial == Serial("SZ01", "PAY", 2026, 42)
+    assert serial.object_key == "SZ01/PAY/2026/SZ01-PAY-2026-000042.pdf"
+
+
+@pytest.mark.parametrize("bad", ["SZ01-PAY-2026-42", "sz01-PAY-2026-000042",
+                                 "SZ01-ABC-2026-000001", "SZ01-PAY-2026-000000", ""])
+def test_parse_rejects_what_is_not_a_serial(bad: str) -> None:
+    with pytest.raises(BadInput):
+        parse_serial(bad)
+
+
+def test_numbers_are_bounded() -> None:
+    assert format_serial("SZ01", "EXT", 2026, 999_999).endswith("-999999")
+    with pytest.raises(ValueError):
+        format_serial("SZ01", "EXT", 2026, 1_000_000)
+
+
+def test_counters_are_per_branch_type_and_year(tmp_path: Path) -> None:
+    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with new_session(engine) as session:
+        got = [
+            next_number(session, branch=b, doc_type=t, year=y)
+            for b, t, y in [("SZ01", "PAY", 2026), ("SZ01", "PAY", 2026), ("SZ01", "PAS", 2026),
+                            ("GZ02", "PAY", 2026), ("SZ01", "PAY", 2027), ("SZ01", "PAY", 2026)]
+        ]
+        session.commit()
+    assert got == [1, 2, 1, 1, 1, 3]
+
+
+def _allocate_many(database_url: str, worker: int, count: int) -> list[str]:
+    engine = open_database(database_url)
+    serials = []
+    for i in range(count):
+        with new_session(engine) as session:
+            record = allocate_serial(session, branch="SZ01", doc_type="EXT", year=2026,
+                                     subject_key=f"w{worker}-{i}", revision=1)
+            session.commit()
+            serials.append(record.serial)
+    engine.dispose()
+    return serials
+
+
+@pytest.mark.slow
+def test_eight_processes_allocate_1600_distinct_consecutive_numbers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'contended.sqlite'}"
+    open_database(url).dispose()
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(8) as pool:
+        results = pool.starmap(_allocate_many, [(url, w, 200) for w in range(8)])
+    serials = [s for worker in results for s in worker]
+    numbers = sorted(parse_serial(s).number for s in serials)
+    assert numbers == list(range(1, 1601))
+    for worker in results:  # each worker saw its own numbers increase
+        mine = [parse_serial(s).number for s in worker]
+        assert mine == sorted(mine)
+    with new_session(open_database(url)) as session:
+        assert len(session.exec(select(SerialRecord)).all()) == 1600

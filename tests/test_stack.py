@@ -1,0 +1,75 @@
+"""``brokerflow up`` starts a Prefect server and an S3 endpoint on loopback and stops on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from brokerflow.s3server import free_port, port_in_use
+from tests.conftest import console_script
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BROKERFLOW_", "PREFECT_API_URL"))}
+    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    return env
+
+
+@pytest.mark.slow
+def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
+    prefect_port, s3_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port)],
+        env=_clean_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C" in output, output
+        assert f"http://127.0.0.1:{prefect_port}" in output
+        assert f"http://127.0.0.1:{s3_port}" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health") as response:
+            assert response.status == 200
+        assert port_in_use("127.0.0.1", s3_port)
+        assert (tmp_path / "home" / "brokerflow.db").exists()
+        second = subprocess.run([*console_script(), "up"], env=_clean_env(tmp_path / "home"),
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "already running" in second.stdout
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not port_in_use("127.0.0.1", prefect_port)
+    assert not (tmp_path / "home" / "stack.json").exists()
+
+
+def test_up_refuses_a_taken_port_naming_it_and_the_option(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*console_script(), "up", "--prefect-port", str(port)],
+            env=_clean_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"port {port}" in result.stderr and "--prefect-port" in result.stderr
