@@ -16,7 +16,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, delete
@@ -36,7 +36,14 @@ from brokerflow.errors import (
     NotFound,
     StorageError,
 )
-from brokerflow.models import ArchiveEntry, SerialCounter, SerialRecord, SerialStatus, User
+from brokerflow.models import (
+    ArchiveEntry,
+    SerialCounter,
+    SerialRecord,
+    SerialStatus,
+    User,
+    utcnow,
+)
 from brokerflow.roster import UserView, authenticate, subordinate_ids
 from brokerflow.settings import Settings
 
@@ -201,6 +208,12 @@ class Archive:
 
     def store_reserved(self, reservation: Reservation, data: bytes) -> PutResult:
         """Store the document of a reservation, confirm it, index it; void on failure."""
+        entry = self._store_object(reservation, data)
+        self._index(reservation, entry)
+        return PutResult(serial=entry.serial, created=True, sha256=entry.sha256)
+
+    def _store_object(self, reservation: Reservation, data: bytes) -> ArchiveEntry:
+        """Put the object (checksum confirmed by the store); the index row it will need."""
         spec, serial = reservation.spec, reservation.serial
         sha256 = hashlib.sha256(data).hexdigest()
         metadata = {
@@ -215,7 +228,7 @@ class Archive:
         except StorageError as exc:
             self._void(reservation, f"store failed: {exc}")
             raise
-        entry = ArchiveEntry(
+        return ArchiveEntry(
             serial=str(serial), branch=spec.branch, doc_type=spec.doc_type,
             year=serial.year, number=serial.number, subject=spec.subject,
             subject_key=spec.subject_key, revision=spec.revision, cm_id=spec.cm_id,
@@ -223,12 +236,13 @@ class Archive:
             created_by=reservation.actor_id, created_at=reservation.created_at,
             object_key=serial.object_key, version_id=stored.version_id,
         )
+
+    def _index(self, reservation: Reservation, entry: ArchiveEntry) -> None:
         with new_session(self.engine) as session:
             index.index_document(session, entry=entry)
             index.log_access(session, user_id=reservation.actor_id, action="put",
-                             target=str(serial), allowed=True, reason=spec.source)
+                             target=entry.serial, allowed=True, reason=reservation.spec.source)
             session.commit()
-        return PutResult(serial=str(serial), created=True, sha256=sha256)
 
     def _void(self, reservation: Reservation, reason: str) -> None:
         with new_session(self.engine) as session:
@@ -270,18 +284,47 @@ class Archive:
         return team, month
 
     def _existing(self, doc_type: str, subject_key: str, revision: int) -> str | None:
+        """The stored serial of this subject+revision, or None when there is none.
+
+        A reservation older than the lease (its put was interrupted) is settled first: indexed
+        when its object reached the bucket, else voided -- so the number stays accounted for.
+        """
         with new_session(self.engine) as session:
             record = index.find_live_record(
                 session, doc_type=doc_type, subject_key=subject_key, revision=revision
             )
-            if record is None:
-                return None
-            if record.status == SerialStatus.RESERVED:
-                raise StorageError(
-                    f"{record.serial} is being archived for this subject right now (or its put "
-                    "was interrupted: run 'brokerflow archive verify')"
-                )
+        if record is None:
+            return None
+        if record.status == SerialStatus.STORED:
             return record.serial
+        allocated = record.allocated_at
+        if allocated.tzinfo is None:  # SQLite drops the zone; we store UTC
+            allocated = allocated.replace(tzinfo=UTC)
+        age = (utcnow() - allocated).total_seconds()
+        if age < self.settings.reservation_lease_seconds:
+            raise StorageError(
+                f"{record.serial} is being archived for this subject right now "
+                f"(reserved {age:.0f}s ago); try again later"
+            )
+        return self._settle_interrupted(record)
+
+    def _settle_interrupted(self, record: SerialRecord) -> str | None:
+        key = Serial(record.branch, record.doc_type, record.year, record.number).object_key
+        try:
+            versions = [v for v in self.store.versions(key) if v.key == key]
+            entry = self._entry_from_metadata(key, self.store.stat(
+                key, version_id=versions[-1].version_id)) if versions else None
+        except (KeyError, ValueError, NotFound):
+            entry = None
+        with new_session(self.engine) as session:
+            if entry is not None and entry.serial == record.serial:
+                index.index_document(session, entry=entry)
+                session.commit()
+                return record.serial
+            index.void_serial(session, serial=record.serial,
+                              reason="put interrupted: no object stored within the lease")
+            session.commit()
+        return None
 
     # ------------------------------------------------------------------ read
 

@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(fonts-wqy-microhei fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils)
+# fonts-wqy-microhei: Chinese text in PDFs; libharfbuzz-subset0: fast font subsetting;
+# poppler-utils: pdftotext/pdffonts (tests); postgresql: server binaries for the PostgreSQL tests
+APT_PACKAGES=(fonts-wqy-microhei fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
+              poppler-utils postgresql)
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 missing=()

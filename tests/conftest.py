@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from brokerflow.cli import main as cli_main  # noqa: E402
 from brokerflow.db import new_session  # noqa: E402
 from brokerflow.render import DocumentRenderer  # noqa: E402
 from brokerflow.roster import UserView, get_user_view, load_roster  # noqa: E402
-from brokerflow.s3server import start_local_s3  # noqa: E402
+from brokerflow.s3server import free_port, start_local_s3  # noqa: E402
 from brokerflow.settings import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -52,6 +54,55 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Endpoint
                             access_key=TEST_S3_ACCESS_KEY, secret_key=TEST_S3_SECRET_KEY)
     yield S3Endpoint(server.endpoint, TEST_S3_ACCESS_KEY, TEST_S3_SECRET_KEY, server.kind)
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database: BROKERFLOW_TEST_POSTGRES_URL, else a throwaway cluster started
+    from the installed server binaries; skipped when neither exists."""
+    given = os.environ.get("BROKERFLOW_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if not bins:
+        pytest.skip("no PostgreSQL server installed (apt-get install postgresql)")
+    bindir = bins[-1].parent
+    base = Path(tempfile.mkdtemp(prefix="brokerflow-pg-"))  # pytest's tmp is root-only
+    data, sockets = base / "data", base / "sock"
+    sockets.mkdir()
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        run_as = ["runuser", "-u", "postgres", "--"]
+        base.chmod(0o777)
+        subprocess.run(["chown", "-R", "postgres", str(base)], check=True)
+    port = free_port()
+    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust",
+                    "-U", "brokerflow", "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+         "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off",
+         "start"], check=True, capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://brokerflow@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> str:
+    """A new, empty PostgreSQL database for one test."""
+    import sqlalchemy
+
+    name = f"bf_test_{os.getpid()}_{next(_bucket_numbers)}"
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return postgres_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture(scope="session")

@@ -304,3 +304,43 @@ def test_search_within_the_archive_api(archive: Archive, user, make_pdf) -> None
     rows = archive.search(SearchFilter(cm_id="cm2"), actor=user("sm1"))
     assert [r.serial for r in rows] == [result.serial]
     assert archive.search(SearchFilter(cm_id="cm2"), actor=user("cm1")) == []
+
+
+def test_the_archive_works_on_postgresql(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch, cli, tmp_path: Path, make_pdf
+) -> None:
+    monkeypatch.setenv("BROKERFLOW_DATABASE_URL", postgres_database)
+    assert cli("roster", "load", str(Path(__file__).parent / "data" / "roster.csv")).code == 0
+    first = put_file(cli, tmp_path, make_pdf, extra=("--cm", "cm1"))
+    again = put_file(cli, tmp_path, make_pdf, extra=("--cm", "cm1"))
+    assert first.code == 0 and first.out == again.out == f"SZ01-EXT-{YEAR}-000001\n"
+    serial = first.out.strip()
+    assert cli("archive", "get", serial, "--out", str(tmp_path / "o.pdf"), user="cm1").code == 0
+    assert cli("archive", "get", serial, "--out", str(tmp_path / "o.pdf"), user="cm2").code == 3
+    assert cli("archive", "rebuild-index", user="admin1").code == 0
+    assert cli("archive", "verify", user="comp1").code == 0
+
+
+def test_an_interrupted_put_is_settled_after_its_lease(
+    archive: Archive, user, make_pdf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that died after allocating (or after storing) leaves no hole and no block."""
+    spec_lost = DocumentSpec(branch="SZ01", doc_type="EXT", subject="丢失", subject_key="k:lost")
+    spec_stored = DocumentSpec(branch="SZ01", doc_type="EXT", subject="已存", subject_key="k:kept")
+    lost = archive.reserve(spec_lost, actor=user("cc1"))
+    kept = archive.reserve(spec_stored, actor=user("cc1"))
+    assert not isinstance(lost, str) and not isinstance(kept, str)
+    archive._store_object(kept, make_pdf("已存"))  # ... and the process died before indexing
+    with pytest.raises(StorageError, match="being archived"):
+        archive.put(make_pdf("丢失"), spec_lost, actor=user("cc1"))
+    assert any("neither stored nor void" in p for p in archive.verify().problems)
+
+    archive.settings.reservation_lease_seconds = 0
+    retried = archive.put(make_pdf("丢失"), spec_lost, actor=user("cc1"))
+    assert retried.created and parse_serial(retried.serial).number == 3
+    recovered = archive.put(make_pdf("已存"), spec_stored, actor=user("cc1"))
+    assert not recovered.created and recovered.serial == str(kept.serial)
+    with new_session(archive.engine) as session:
+        statuses = {r.number: r.status for r in session.exec(select(SerialRecord))}
+    assert statuses == {1: "void", 2: "stored", 3: "stored"}
+    assert archive.verify().ok

@@ -60,9 +60,24 @@ def _allocate_many(database_url: str, worker: int, count: int) -> list[str]:
     return serials
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def contended_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'contended.sqlite'}"
+    url: str = request.getfixturevalue("postgres_url")
+    engine = open_database(url)
+    with engine.begin() as connection:  # a clean slate: the cluster lives for the session
+        for table in ("serialrecord", "serialcounter"):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    engine.dispose()
+    return url
+
+
 @pytest.mark.slow
-def test_eight_processes_allocate_1600_distinct_consecutive_numbers(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'contended.sqlite'}"
+def test_eight_processes_allocate_1600_distinct_consecutive_numbers(
+    contended_database: str,
+) -> None:
+    url = contended_database
     open_database(url).dispose()
     context = multiprocessing.get_context("spawn")
     with context.Pool(8) as pool:
