@@ -121,7 +121,10 @@ def search_entries(session: Session, *, query: SearchFilter) -> list[ArchiveEntr
         if SERIAL_PATTERN.match(text):
             statement = statement.where(ArchiveEntry.serial == text)
         else:
-            statement = statement.where(col(ArchiveEntry.serial).startswith(text, autoescape=True))
+            # a range, not LIKE: SQLite cannot use the primary-key index for a bound LIKE
+            upper = text[:-1] + chr(ord(text[-1]) + 1) if text else "\U0010ffff"
+            statement = statement.where(col(ArchiveEntry.serial) >= text,
+                                        col(ArchiveEntry.serial) < upper)
     for column, value in (
         (ArchiveEntry.doc_type, query.doc_type),
         (ArchiveEntry.cm_id, query.cm_id),

@@ -172,6 +172,200 @@ def cmd_archive_rebuild_index(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- audit
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from approvals.audit import verify_audit
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    _require_auditor(archive, args, "audit-verify")
+    with new_session(archive.engine) as session:
+        problems = verify_audit(session)
+        from sqlmodel import func, select
+
+        from brokerflow.models import AuditEvent
+
+        count = session.exec(select(func.count()).select_from(AuditEvent)).one()
+    for problem in problems:
+        print(f"PROBLEM {problem}")
+    print(f"audit log: {count} row(s), {'intact' if not problems else 'BROKEN'}")
+    return 0 if not problems else 1
+
+
+# --------------------------------------------------------------------------- filing
+
+
+def _filing_reader(archive: Any, args: argparse.Namespace) -> Any:
+    return archive.authenticate(*_acting_user(args))
+
+
+def _check_filing_visible(archive: Any, actor: Any, filing: Any) -> None:
+    if not (actor.is_head_office or actor.branch == filing.branch):
+        raise archive._deny(actor, "read", f"filing {filing.id}", "not of the filing's branch")
+
+
+def cmd_filing_submit(args: argparse.Namespace) -> int:
+    from approvals.filings import create_filing, validate_submission
+    from archive.service import DocumentSpec
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    body, attachments = args.body or "", []
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise BadInput("no such file", file=str(path))
+        data = path.read_bytes()
+        if data.startswith(b"%PDF-"):
+            validate_submission(branch=args.branch, kind=args.kind, subject=args.subject,
+                                body=body, submitter=actor)
+            spec = DocumentSpec(branch=args.branch, doc_type="EXT",
+                                subject=f"附件：{args.subject}"[:200], subject_key="",
+                                source=str(path))
+            attachments.append(archive.put(data, spec, actor=actor).serial)
+        else:
+            try:
+                body = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInput("neither a PDF nor UTF-8 text", file=str(path)) from None
+    with new_session(archive.engine) as session:
+        filing = create_filing(session, branch=args.branch, kind=args.kind,
+                               subject=args.subject, body=body, submitter=actor,
+                               attachments=attachments)
+        session.commit()
+    print(f"filing {filing.id} submitted")
+    if args.no_start:
+        return 0
+    run_id = start_deployment("filing-chain/filing-chain", {"filing_id": filing.id})
+    print(f"flow run {run_id}")
+    return 0
+
+
+def start_deployment(name: str, parameters: dict[str, Any]) -> str:
+    """Create a flow run of a served deployment; a clear error when Prefect is not up."""
+    _use_local_stack_api()
+    from prefect.deployments import run_deployment
+
+    try:
+        run = run_deployment(name, parameters=parameters, timeout=0)
+    except Exception as exc:
+        raise BrokerflowError(
+            f"could not start {name} on the Prefect API ({exc}); is 'brokerflow up' running "
+            "and PREFECT_API_URL set?"
+        ) from exc
+    return str(run.id)  # type: ignore[union-attr]
+
+
+def _use_local_stack_api() -> None:
+    """Without PREFECT_API_URL, talk to the stack 'brokerflow up' runs on this machine."""
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    from brokerflow.settings import brokerflow_home
+
+    state = brokerflow_home() / "stack.json"
+    if state.exists():
+        os.environ["PREFECT_API_URL"] = json.loads(state.read_text())["prefect_api"]
+
+
+def cmd_filing_status(args: argparse.Namespace) -> int:
+    from approvals.chain import FILING_CHAIN, Waiting, progress
+    from approvals.engine import load_decisions
+    from approvals.filings import get_filing, request_key
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    actor = _filing_reader(archive, args)
+    with new_session(archive.engine) as session:
+        filing = get_filing(session, filing_id=args.id)
+        decisions = load_decisions(session, request_key=request_key(args.id),
+                                   revision=filing.revision)
+    _check_filing_visible(archive, actor, filing)
+    state = progress(FILING_CHAIN, decisions)
+    report: dict[str, Any] = {
+        "id": filing.id, "branch": filing.branch, "kind": filing.kind,
+        "subject": filing.subject, "submitter": filing.submitter_id,
+        "revision": filing.revision, "status": filing.status,
+        "request_serial": filing.current_serial, "result_serial": filing.result_serial,
+        "flow_run_id": filing.flow_run_id,
+        "waiting_on": (
+            {"step": state.step.name, "label": state.step.label, "may_sign": state.may_sign}
+            if isinstance(state, Waiting) and filing.status == "waiting" else None
+        ),
+        "decisions": [d.__dict__ | {"departments": list(d.departments)} for d in decisions],
+    }
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return 0
+    print(f"filing {filing.id} [{filing.status}] revision {filing.revision}: {filing.subject}")
+    print(f"  request {filing.current_serial or '-'}  result {filing.result_serial or '-'}")
+    if report["waiting_on"]:
+        w = report["waiting_on"]
+        print(f"  waiting on {w['step']} ({w['label']}): {', '.join(w['may_sign'])}")
+    for d in decisions:
+        dept = f" [{d.department}]" if d.department else ""
+        print(f"  {d.at} {d.step}{dept} {d.signer_id}: {d.decision} {d.opinion}")
+    return 0
+
+
+def cmd_filing_list(args: argparse.Namespace) -> int:
+    from approvals.filings import list_filings
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    actor = _filing_reader(archive, args)
+    branch = args.branch if actor.is_head_office else actor.branch
+    with new_session(archive.engine) as session:
+        filings = list_filings(session, branch=branch, status=args.status)
+    for f in filings:
+        print(f"{f.id}\t{f.branch}\t{f.status}\tr{f.revision}\t{f.current_serial or '-'}\t"
+              f"{f.subject}")
+    print(f"{len(filings)} filing(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_filing_sign(args: argparse.Namespace) -> int:
+    """Resume the waiting step with a form, as the Prefect UI would."""
+    _use_local_stack_api()
+    from prefect.flow_runs import resume_flow_run
+
+    from approvals.filings import get_filing
+    from brokerflow.db import new_session
+
+    user, secret = _acting_user(args)
+    archive = _archive(args)
+    with new_session(archive.engine) as session:
+        filing = get_filing(session, filing_id=args.id)
+    if not filing.flow_run_id:
+        raise BadInput(f"filing {args.id} has no running chain", column="ID")
+    run_input: dict[str, Any] = {"signer": user, "secret": secret}
+    if args.resubmit or args.withdraw:
+        run_input |= {"action": "withdraw" if args.withdraw else "resubmit",
+                      "subject": args.subject or "", "body": args.body or ""}
+    else:
+        run_input |= {"decision": args.decision, "opinion": args.opinion or ""}
+        if args.departments is not None:
+            run_input["countersign_departments"] = [
+                d.strip() for d in args.departments.split(",") if d.strip()]
+    from uuid import UUID
+
+    try:
+        resume_flow_run(UUID(filing.flow_run_id), run_input=run_input)
+    except Exception as exc:
+        raise BrokerflowError(f"could not resume filing {args.id}: {exc}") from exc
+    print(f"form sent to filing {args.id}; see 'brokerflow filing status {args.id}'")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from brokerflow.serving import serve_declared
+
+    serve_declared()
+    return 0
+
+
 # --------------------------------------------------------------------------- up
 
 
@@ -237,6 +431,47 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = archive.add_parser("rebuild-index", parents=[acting],
                                  help="rebuild the index from the bucket alone")
     rebuild.set_defaults(handler=cmd_archive_rebuild_index)
+    audit = sub.add_parser("audit", help="the hash-chained audit log").add_subparsers(
+        dest="audit_command", required=True)
+    audit_verify = audit.add_parser("verify", parents=[acting],
+                                    help="detect edited, deleted or reordered audit rows")
+    audit_verify.set_defaults(handler=cmd_audit_verify)
+
+    filing = sub.add_parser("filing", help="filing requests (报批)").add_subparsers(
+        dest="filing_command", required=True)
+    submit = filing.add_parser("submit", parents=[acting], help="submit a filing request")
+    submit.add_argument("--branch", required=True)
+    submit.add_argument("--kind", required=True,
+                        help="marketing_plan | recruitment | assessment | pay_rules")
+    submit.add_argument("--subject", required=True)
+    body = submit.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body", help="the request text")
+    body.add_argument("--file", help="a UTF-8 text file (the request) or a PDF (attachment)")
+    submit.add_argument("--no-start", action="store_true",
+                        help="only record it; do not start the chain on Prefect")
+    submit.set_defaults(handler=cmd_filing_submit)
+    status = filing.add_parser("status", parents=[acting], help="where a filing stands")
+    status.add_argument("id", type=int, metavar="ID")
+    status.add_argument("--format", choices=["text", "json"], default="text")
+    status.set_defaults(handler=cmd_filing_status)
+    listing = filing.add_parser("list", parents=[acting], help="filings of your branch")
+    listing.add_argument("--branch")
+    listing.add_argument("--status")
+    listing.set_defaults(handler=cmd_filing_list)
+    sign = filing.add_parser("sign", parents=[acting],
+                             help="sign the waiting step (what the Prefect UI form does)")
+    sign.add_argument("id", type=int, metavar="ID")
+    sign.add_argument("--decision", choices=["approve", "reject", "return"], default="approve")
+    sign.add_argument("--opinion")
+    sign.add_argument("--departments", help="channel dept: comma-separated countersigners")
+    sign.add_argument("--resubmit", action="store_true", help="submitter: resubmit after return")
+    sign.add_argument("--withdraw", action="store_true", help="submitter: withdraw after return")
+    sign.add_argument("--subject")
+    sign.add_argument("--body")
+    sign.set_defaults(handler=cmd_filing_sign)
+
+    serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 

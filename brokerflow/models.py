@@ -141,3 +141,88 @@ class AccessLogEntry(SQLModel, table=True):
     target: str = Field(default="", max_length=255)
     allowed: bool
     reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+class Filing(SQLModel, table=True):
+    """A filing request (报批) from a branch, with its current revision and status."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    kind: str = Field(max_length=64)
+    subject: str = Field(max_length=200)
+    body: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    attachments: str = Field(default="[]", sa_column=Column(SAText, nullable=False,
+                                                           default="[]"))  # JSON serials
+    submitter_id: str = Field(max_length=64)
+    revision: int = 1
+    status: str = Field(default="waiting", max_length=16, index=True)
+    current_serial: str = Field(default="", max_length=40)  # FIL of the current revision
+    result_serial: str = Field(default="", max_length=40)  # FOP at the end
+    flow_run_id: str | None = Field(default=None, max_length=64, unique=True)
+    form_attempts: int = 0  # every processed form, counted or refused: keys the next pause
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ApprovalDecision(SQLModel, table=True):
+    """One counted signature on one step of one revision of a request."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_key: str = Field(index=True, max_length=64)
+    revision: int
+    step: str = Field(max_length=64)
+    signer_id: str = Field(max_length=64)
+    role: str = Field(max_length=64)
+    decision: str = Field(max_length=16)
+    opinion: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    department: str | None = Field(default=None, max_length=64)
+    departments: str = Field(default="", max_length=512)  # ';'-joined, on the naming step
+    decided_at: datetime = Field(default_factory=utcnow)
+
+
+class WaitingStep(SQLModel, table=True):
+    """The step a request waits on now, since when, and the last refusal shown to signers."""
+
+    request_key: str = Field(primary_key=True, max_length=64)
+    revision: int
+    step: str = Field(max_length=64)
+    since: datetime = Field(default_factory=utcnow)
+    flow_run_id: str = Field(default="", max_length=64)
+    last_refusal: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+
+
+class Reminder(SQLModel, table=True):
+    """催办: a step waited longer than the policy allows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_key: str = Field(index=True, max_length=64)
+    revision: int
+    step: str = Field(max_length=64)
+    waiting_since: datetime
+    reminded_at: datetime = Field(default_factory=utcnow)
+    message: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only, hash-chained: hash = sha256(prev_hash + canonical content)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor_id: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    request_key: str = Field(default="", index=True, max_length=64)
+    content: str = Field(sa_column=Column(SAText, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The chain's tip; updating it serialises appenders and exposes a cut-off tail."""
+
+    id: int = Field(default=1, primary_key=True)
+    last_id: int = 0
+    last_hash: str = Field(default="", max_length=64)
+    count: int = 0

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     s3_retries: int = 3
     s3_timeout_seconds: float = 10.0
     reservation_lease_seconds: int = 600  # a put not finished by then counts as interrupted
+    reminder_after_hours: int = 72  # 催办 after 3 days waiting on one step
     retention_years: int = 20
     retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     secret_key: str = DEFAULT_SECRET

@@ -76,12 +76,14 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
         _set_env_file_value(env_file, "BROKERFLOW_S3_ENDPOINT", f"http://{host}:{s3_port}")
     settings = load_settings()
     prefect: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
     try:
         if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
             s3_server = start_local_s3(data_dir=home / "s3", access_key=settings.s3_access_key,
                                        secret_key=settings.s3_secret_key, host=host, port=s3_port)
         prefect = _start_prefect(home, host, prefect_port)
         open_archive(settings)  # bucket with Object Lock, schema
+        worker = _start_serve(home, host, prefect_port)
         api_url = f"http://{host}:{prefect_port}/api"
         ui_url = f"http://{host}:{prefect_port}"
         state_file.write_text(json.dumps({
@@ -96,6 +98,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
             print("              (moto keeps objects in memory: put a minio binary on PATH "
                   "or set BROKERFLOW_S3_ENDPOINT to keep them)")
         print(f"Database:     {settings.database_url}")
+        print(f"Deployments:  served by pid {worker.pid} (log {home / 'serve.log'})")
         print(f"Settings:     {env_file}")
         print("Press Ctrl-C to stop.", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -107,12 +110,13 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
         print("stopping ...", flush=True)
         return 0
     finally:
-        if prefect is not None and prefect.poll() is None:
-            prefect.terminate()
-            try:
-                prefect.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                prefect.kill()
+        for child in (worker, prefect):
+            if child is not None and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
         if s3_server is not None:
             s3_server.stop()
         state_file.unlink(missing_ok=True)
@@ -135,6 +139,19 @@ def _start_prefect(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
         process.terminate()
         raise BrokerflowError(f"the Prefect server did not start: see {log.name}") from exc
     return process
+
+
+def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
+    """``brokerflow serve`` from the checkout: registers prefect.yaml's deployments, runs them."""
+    from brokerflow.serving import PREFECT_YAML
+
+    env = dict(os.environ, PREFECT_HOME=str(home / "prefect"),
+               PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_API_URL=f"http://{host}:{port}/api")
+    log = (home / "serve.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", "serve"],
+                            cwd=PREFECT_YAML.parent, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,1 +1,2 @@
-"""Prefect flows: archiving now; filing chain, attribution and payroll in later issues."""
+"""Prefect flows: the filing chain (``filing``), approval reminders (``reminders``) and the
+render-and-archive building block (``archive_document``)."""

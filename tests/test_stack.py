@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -49,6 +50,16 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health") as response:
             assert response.status == 200
         assert port_in_use("127.0.0.1", s3_port)
+        deadline = time.monotonic() + 120
+        names: list[str] = []
+        wanted = {"filing-chain", "approval-reminders"}
+        while time.monotonic() < deadline and not wanted <= set(names):
+            with urllib.request.urlopen(urllib.request.Request(
+                    f"http://127.0.0.1:{prefect_port}/api/deployments/filter", data=b"{}",
+                    headers={"Content-Type": "application/json"})) as response:
+                names = [d["name"] for d in json.loads(response.read())]
+            time.sleep(0.5)
+        assert wanted <= set(names)
         assert (tmp_path / "home" / "brokerflow.db").exists()
         second = subprocess.run([*console_script(), "up"], env=_clean_env(tmp_path / "home"),
                                 capture_output=True, text=True, timeout=60)

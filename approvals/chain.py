@@ -1,0 +1,181 @@
+"""Approval chains as data, and the pure rules that move them.  No I/O here.
+
+A chain is an ordered tuple of steps.  A ``single`` step is signed by one person holding one of
+its roles; a ``countersign`` step is signed once by every department named at the step that
+``names_countersigners`` (any order).  ``progress`` derives where a request stands from the
+decisions so far; ``check_form`` says why a submitted form may not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from brokerflow.roster import COUNTERSIGN_DEPARTMENTS, UserView
+
+DecisionKind = Literal["approve", "reject", "return"]
+DECISIONS: tuple[str, ...] = ("approve", "reject", "return")
+OUTCOME_FOR_DECISION = {"reject": "rejected", "return": "returned"}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    label: str  # what the UI and documents call it (Chinese)
+    roles: frozenset[str] = frozenset()
+    kind: Literal["single", "countersign"] = "single"
+    names_countersigners: bool = False
+
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    steps: tuple[Step, ...]
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One counted signature on a step."""
+
+    step: str
+    signer_id: str
+    role: str
+    decision: str
+    opinion: str = ""
+    at: str = ""
+    department: str | None = None  # countersign: the department signed for
+    departments: tuple[str, ...] = ()  # the naming step: departments that must countersign
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The request waits on ``step``; ``may_sign`` lists the roles (departments) still open."""
+
+    step: Step
+    may_sign: tuple[str, ...]
+    done_departments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finished:
+    outcome: Literal["approved", "rejected", "returned"]
+    step: str | None = None  # the step that ended it (reject/return)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A submitted approval form, as the rules see it (secret already checked)."""
+
+    signer_id: str
+    decision: str
+    opinion: str = ""
+    departments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormCheck:
+    ok: bool
+    reason: str = ""
+    role: str = ""
+    department: str | None = None
+    departments: tuple[str, ...] = field(default_factory=tuple)
+
+
+def named_departments(decisions: Sequence[Decision]) -> tuple[str, ...]:
+    for d in decisions:
+        if d.departments:
+            return d.departments
+    return ()
+
+
+def progress(chain: Chain, decisions: Sequence[Decision]) -> Waiting | Finished:
+    """Where a request stands, from its (one revision's) decisions in order."""
+    for d in decisions:
+        if d.decision in OUTCOME_FOR_DECISION:
+            outcome = OUTCOME_FOR_DECISION[d.decision]
+            return Finished(outcome, d.step)  # type: ignore[arg-type]
+    by_step: dict[str, list[Decision]] = {}
+    for d in decisions:
+        by_step.setdefault(d.step, []).append(d)
+    departments = named_departments(decisions)
+    for step in chain.steps:
+        signed = by_step.get(step.name, [])
+        if step.kind == "single":
+            if not signed:
+                return Waiting(step, tuple(sorted(step.roles)))
+            continue
+        done = tuple(sorted({d.department for d in signed if d.department}))
+        remaining = tuple(sorted(set(departments) - set(done)))
+        if remaining:
+            return Waiting(step, remaining, done)
+    return Finished("approved")
+
+
+def check_form(
+    chain: Chain,
+    waiting: Waiting,
+    form: Form,
+    *,
+    signer: UserView | None,
+    secret_ok: bool,
+    submitter_id: str,
+    decisions: Sequence[Decision],
+    known_departments: Iterable[str] = COUNTERSIGN_DEPARTMENTS,
+) -> FormCheck:
+    """Whether ``form`` may count on ``waiting``; the first reason it may not."""
+    if signer is None or not secret_ok:
+        return FormCheck(False, f"unknown signer {form.signer_id!r} or wrong secret")
+    if form.decision not in DECISIONS:
+        return FormCheck(False, f"decision must be one of {', '.join(DECISIONS)}")
+    if form.decision in ("reject", "return") and not form.opinion.strip():
+        return FormCheck(False, f"an opinion is required to {form.decision}")
+    if signer.user_id == submitter_id:
+        return FormCheck(False, f"{signer.user_id} submitted this request and may not sign it")
+    if any(d.signer_id == signer.user_id for d in decisions):
+        return FormCheck(False, f"{signer.user_id} has already signed a step of this request")
+    open_roles = sorted(set(waiting.may_sign) & signer.roles)
+    if not open_roles:
+        return FormCheck(
+            False,
+            f"{signer.user_id} holds none of the roles that may sign now "
+            f"({', '.join(waiting.may_sign)})",
+        )
+    role = open_roles[0]
+    if waiting.step.kind == "countersign":
+        return FormCheck(True, role=role, department=role)
+    departments: tuple[str, ...] = ()
+    if waiting.step.names_countersigners:
+        departments = tuple(sorted({d.strip() for d in form.departments if d.strip()}))
+        unknown = sorted(set(departments) - set(known_departments))
+        if unknown:
+            return FormCheck(
+                False,
+                f"unknown countersign department(s) {', '.join(unknown)}; known: "
+                f"{', '.join(sorted(known_departments))}",
+            )
+    elif form.departments:
+        return FormCheck(False, f"step {waiting.step.name} does not name countersigners")
+    return FormCheck(True, role=role, departments=departments)
+
+
+#: 报批流程 (seed 002 第四条): branch → brokerage office → channel dept (names the countersign
+#: departments) → countersign → brokerage office completes the filing → VP → opinions back.
+FILING_CHAIN = Chain(
+    name="filing",
+    steps=(
+        Step("office_receive", "经纪业务综合室 接收转报", frozenset({"brokerage_office"})),
+        Step("channel_review", "渠道管理部 审核并注明会签部门", frozenset({"channel_dept"}),
+             names_countersigners=True),
+        Step("countersign", "会签部门 会签", kind="countersign"),
+        Step("office_complete", "经纪业务综合室 协助走完报备流程",
+             frozenset({"brokerage_office"})),
+        Step("vp_instruction", "主管副总裁 批示", frozenset({"vp"})),
+    ),
+)

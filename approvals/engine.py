@@ -1,0 +1,199 @@
+"""The approval engine's I/O: decisions in SQL, human steps as Prefect pauses/suspensions.
+
+Every flow that needs a signature calls ``wait_for_form`` with a key derived from state in the
+database (revision and number of forms processed), so a flow that is re-executed after a
+suspension or a restart asks for the same form again and Prefect hands back the same answer;
+``record_form`` then counts it (or logs the refusal) in one transaction with the audit row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeVar
+
+from sqlmodel import Session, col, select
+
+from approvals.audit import append_audit
+from approvals.chain import Decision, FormCheck, Waiting
+from brokerflow.models import ApprovalDecision, Reminder, WaitingStep
+
+WaitMode = Literal["pause", "suspend"]
+F = TypeVar("F")
+
+#: How long a paused (in-process) step may wait before Prefect fails the run.
+PAUSE_TIMEOUT_SECONDS = 30 * 24 * 3600
+
+
+def load_decisions(session: Session, *, request_key: str, revision: int) -> list[Decision]:
+    rows = session.exec(
+        select(ApprovalDecision)
+        .where(ApprovalDecision.request_key == request_key,
+               ApprovalDecision.revision == revision)
+        .order_by(col(ApprovalDecision.id))
+    )
+    return [
+        Decision(step=r.step, signer_id=r.signer_id, role=r.role, decision=r.decision,
+                 opinion=r.opinion, at=_local(r.decided_at), department=r.department,
+                 departments=tuple(d for d in r.departments.split(";") if d))
+        for r in rows
+    ]
+
+
+def _local(at: datetime) -> str:
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def _zone() -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+def record_decision(
+    session: Session, *, request_key: str, revision: int, step: str, signer_id: str,
+    check: FormCheck, decision: str, opinion: str,
+) -> ApprovalDecision:
+    """Count a checked form and audit it (caller commits)."""
+    row = ApprovalDecision(
+        request_key=request_key, revision=revision, step=step, signer_id=signer_id,
+        role=check.role, decision=decision, opinion=opinion.strip(),
+        department=check.department, departments=";".join(check.departments),
+    )
+    session.add(row)
+    session.flush()
+    append_audit(session, actor_id=signer_id, action="decision", request_key=request_key,
+                 at=row.decided_at,
+                 details={"revision": revision, "step": step, "role": check.role,
+                          "decision": decision, "opinion": row.opinion,
+                          "department": check.department, "departments": list(check.departments),
+                          "decision_id": row.id})
+    waiting = session.get(WaitingStep, request_key)
+    if waiting is not None:
+        session.delete(waiting)
+    return row
+
+
+def record_refusal(
+    session: Session, *, request_key: str, revision: int, step: str, signer_id: str, reason: str
+) -> None:
+    """Log a form that did not count (caller commits); signers see the reason next time."""
+    append_audit(session, actor_id=signer_id or "(blank)", action="refused",
+                 request_key=request_key,
+                 details={"revision": revision, "step": step, "reason": reason})
+    waiting = session.get(WaitingStep, request_key)
+    if waiting is not None:
+        waiting.last_refusal = reason
+        session.add(waiting)
+
+
+def mark_waiting(
+    session: Session, *, request_key: str, revision: int, step: str, flow_run_id: str
+) -> WaitingStep:
+    """Record that the request waits on ``step`` (keeps the original ``since``)."""
+    row = session.get(WaitingStep, request_key)
+    if row is None or row.revision != revision or row.step != step:
+        if row is not None:
+            session.delete(row)
+            session.flush()
+        row = WaitingStep(request_key=request_key, revision=revision, step=step,
+                          flow_run_id=flow_run_id)
+        session.add(row)
+    return row
+
+
+def clear_waiting(session: Session, *, request_key: str) -> None:
+    row = session.get(WaitingStep, request_key)
+    if row is not None:
+        session.delete(row)
+
+
+# --------------------------------------------------------------------------- reminders (催办)
+
+
+@dataclass(frozen=True)
+class Overdue:
+    request_key: str
+    revision: int
+    step: str
+    since: datetime
+    waited: timedelta
+
+
+def overdue_steps(
+    waiting: Sequence[WaitingStep], reminders: Sequence[Reminder], *, now: datetime,
+    limit: timedelta,
+) -> list[Overdue]:
+    """Steps waiting longer than ``limit`` with no reminder in the last ``limit`` (pure)."""
+    last_reminded: dict[tuple[str, int, str], datetime] = {}
+    for r in reminders:
+        key = (r.request_key, r.revision, r.step)
+        at = _aware(r.reminded_at)
+        last_reminded[key] = max(at, last_reminded.get(key, at))
+    found = []
+    for w in waiting:
+        since = _aware(w.since)
+        if now - since < limit:
+            continue
+        previous = last_reminded.get((w.request_key, w.revision, w.step))
+        if previous is not None and now - previous < limit:
+            continue
+        found.append(Overdue(w.request_key, w.revision, w.step, since, now - since))
+    return found
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def record_reminders(session: Session, *, now: datetime, limit: timedelta) -> list[Reminder]:
+    """Create a reminder row for every overdue step (caller commits)."""
+    waiting = list(session.exec(select(WaitingStep)))
+    reminders = list(session.exec(select(Reminder)))
+    created = []
+    for o in overdue_steps(waiting, reminders, now=now, limit=limit):
+        days = o.waited.total_seconds() / 86400
+        message = (f"催办: {o.request_key} revision {o.revision} has waited {days:.1f} days "
+                   f"on step {o.step} (since {o.since.isoformat(timespec='minutes')})")
+        row = Reminder(request_key=o.request_key, revision=o.revision, step=o.step,
+                       waiting_since=o.since, reminded_at=now, message=message)
+        session.add(row)
+        append_audit(session, actor_id="system", action="reminder", request_key=o.request_key,
+                     at=now, details={"revision": o.revision, "step": o.step,
+                                      "waiting_since": o.since.isoformat()})
+        created.append(row)
+    return created
+
+
+# --------------------------------------------------------------------------- Prefect
+
+
+def wait_for_form(
+    form: type[F], *, description: str, key: str, mode: WaitMode, poll_interval: float = 10.0
+) -> F:
+    """Pause (in-process) or suspend (no process held) until the form is submitted.
+
+    The stored answer holds a secret, so it is deleted from Prefect's database once read.
+    """
+    from prefect.flow_runs import pause_flow_run, suspend_flow_run
+    from prefect.input import keyset_from_base_key
+    from prefect.input.actions import delete_flow_run_input
+
+    with_text = form.with_initial_data(description=description)  # type: ignore[attr-defined]
+    if mode == "suspend":
+        answer = suspend_flow_run(wait_for_input=with_text, key=key)
+        base = f"suspended-{key}"
+    else:
+        answer = pause_flow_run(wait_for_input=with_text, key=key,
+                                timeout=PAUSE_TIMEOUT_SECONDS,
+                                poll_interval=poll_interval)  # type: ignore[call-overload]
+        base = f"paused-{key}"
+    delete_flow_run_input(keyset_from_base_key(base)["response"])
+    return answer  # type: ignore[no-any-return]
+
+
+def waiting_summary(waiting: Waiting) -> str:
+    return f"{waiting.step.name}: {', '.join(waiting.may_sign)}"

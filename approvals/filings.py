@@ -1,0 +1,83 @@
+"""Filing requests (报批) in the database: create, read, list.  Keyword-only, caller commits."""
+
+from __future__ import annotations
+
+import json
+
+from sqlmodel import Session, col, select
+
+from approvals.audit import append_audit
+from archive.serials import check_branch
+from brokerflow.errors import AccessDenied, BadInput, NotFound
+from brokerflow.models import Filing, utcnow
+from brokerflow.roster import UserView
+
+#: Subjects that must be filed (seed 002 第四条): plan, recruitment, assessment, team pay rules.
+FILING_KINDS = {
+    "marketing_plan": "年度营销方案",
+    "recruitment": "人员招聘计划",
+    "assessment": "考核办法",
+    "pay_rules": "团队薪酬办法",
+}
+MAX_BODY_CHARS = 20_000
+
+
+def request_key(filing_id: int) -> str:
+    return f"filing:{filing_id}"
+
+
+def validate_submission(
+    *, branch: str, kind: str, subject: str, body: str, submitter: UserView
+) -> None:
+    """Raise BadInput / AccessDenied before anything is written."""
+    check_branch(branch)
+    if kind not in FILING_KINDS:
+        raise BadInput(f"unknown filing kind {kind!r}; one of {', '.join(FILING_KINDS)}",
+                       column="--kind")
+    if not subject.strip() or len(subject) > 200:
+        raise BadInput("subject must be 1-200 characters", column="--subject")
+    if len(body) > MAX_BODY_CHARS:
+        raise BadInput(f"request text is longer than {MAX_BODY_CHARS} characters",
+                       column="--body")
+    if submitter.branch != branch:
+        raise AccessDenied(f"{submitter.user_id} is not staff of branch {branch}")
+
+
+def create_filing(
+    session: Session, *, branch: str, kind: str, subject: str, body: str,
+    submitter: UserView, attachments: list[str] | None = None, flow_run_id: str | None = None,
+) -> Filing:
+    validate_submission(branch=branch, kind=kind, subject=subject, body=body,
+                        submitter=submitter)
+    filing = Filing(branch=branch, kind=kind, subject=subject.strip(), body=body,
+                    attachments=json.dumps(attachments or []), submitter_id=submitter.user_id,
+                    flow_run_id=flow_run_id)
+    session.add(filing)
+    session.flush()
+    assert filing.id is not None
+    append_audit(session, actor_id=submitter.user_id, action="submitted",
+                 request_key=request_key(filing.id),
+                 details={"branch": branch, "kind": kind, "subject": filing.subject,
+                          "revision": 1, "attachments": attachments or []})
+    return filing
+
+
+def get_filing(session: Session, *, filing_id: int) -> Filing:
+    filing = session.get(Filing, filing_id)
+    if filing is None:
+        raise NotFound(f"no filing {filing_id}")
+    return filing
+
+
+def list_filings(session: Session, *, branch: str | None = None,
+                 status: str | None = None) -> list[Filing]:
+    statement = select(Filing)
+    if branch:
+        statement = statement.where(Filing.branch == branch)
+    if status:
+        statement = statement.where(Filing.status == status)
+    return list(session.exec(statement.order_by(col(Filing.id))))
+
+
+def touch(filing: Filing) -> None:
+    filing.updated_at = utcnow()

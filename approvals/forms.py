@@ -1,0 +1,100 @@
+"""The forms a manager fills in the Prefect UI, and the markdown shown above them.
+
+Prefect records no identity on resume, so every form carries the signer's user id and secret;
+the engine checks them against the roster and deletes the stored input right after reading it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from prefect.input import RunInput
+from pydantic import Field
+
+from approvals.chain import Decision, Waiting
+
+DECISION_LABELS = {"approve": "同意", "reject": "不同意（驳回）", "return": "退回修改"}
+
+
+class SignForm(RunInput):
+    """签批: approve, reject (ends the chain) or return to the submitter."""
+
+    signer: str = Field(default="", description="your user id (工号)")
+    secret: str = Field(default="", description="your secret or one-time code")
+    decision: Literal["approve", "reject", "return"] = "approve"
+    opinion: str = Field(default="", description="意见 (required to reject or return)")
+
+
+class NamingForm(SignForm):
+    """The channel dept's form: also names the departments that must countersign."""
+
+    countersign_departments: list[str] = Field(
+        default_factory=list, description="会签部门, e.g. compliance, risk, finance, hr"
+    )
+
+
+class ResubmitForm(RunInput):
+    """The submitter's answer to a return (退回): a revised request, or withdrawal."""
+
+    signer: str = Field(default="", description="your user id (the submitter)")
+    secret: str = Field(default="", description="your secret or one-time code")
+    action: Literal["resubmit", "withdraw"] = "resubmit"
+    subject: str = Field(default="", description="revised subject (empty: keep)")
+    body: str = Field(default="", description="revised request text (empty: keep)")
+
+
+class SubmitForm(RunInput):
+    """Confirms a submission started from the Prefect UI as the named submitter."""
+
+    signer: str = Field(default="", description="your user id (the submitter)")
+    secret: str = Field(default="", description="your secret or one-time code")
+
+
+def describe_waiting(
+    *,
+    title: str,
+    subject: str,
+    serial: str,
+    pdf_url: str,
+    waiting: Waiting,
+    decisions: Sequence[Decision],
+    names: dict[str, str],
+    last_refusal: str = "",
+) -> str:
+    """Markdown for the form: what is being signed, what happened so far, who may sign."""
+    lines = [f"## {title}", "", f"**事由 Subject:** {_md(subject)}  ",
+             f"**流水号 Serial:** `{serial}`  "]
+    if pdf_url:
+        lines.append(f"**文件 Document:** [{serial}.pdf]({pdf_url})")
+    lines += ["", f"### 当前步骤 Step: {waiting.step.label} (`{waiting.step.name}`)"]
+    if waiting.step.kind == "countersign":
+        lines.append(f"Departments still to countersign: **{', '.join(waiting.may_sign)}**")
+        if waiting.done_departments:
+            lines.append(f"Already countersigned: {', '.join(waiting.done_departments)}")
+    else:
+        lines.append(f"May sign: a user holding role **{' / '.join(waiting.may_sign)}** "
+                     "who has not signed another step and did not submit the request.")
+    if waiting.step.names_countersigners:
+        lines.append("Name the departments that must countersign (会签部门) in the form.")
+    if last_refusal:
+        lines += ["", f"> **The last form was not accepted:** {_md(last_refusal)}"]
+    lines += ["", "### 已有签批 Decisions so far"]
+    if decisions:
+        lines += ["| step | signer | decision | time | opinion |", "|---|---|---|---|---|"]
+        for d in decisions:
+            who = f"{names.get(d.signer_id, d.signer_id)} ({d.signer_id})"
+            step = d.step + (f" / {d.department}" if d.department else "")
+            lines.append(f"| {step} | {_md(who)} | {DECISION_LABELS.get(d.decision, d.decision)}"
+                         f" | {d.at} | {_md(d.opinion)} |")
+    else:
+        lines.append("(none yet)")
+    return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    """Neutralise markdown/HTML in user text shown in the UI."""
+    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    for ch in "*_`[]#":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")

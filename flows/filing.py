@@ -1,0 +1,358 @@
+"""The filing chain (报批流程, seed 002 第四条) as a Prefect flow.
+
+branch submits (FIL archived) → brokerage business office → channel dept (names countersign
+departments) → countersign → brokerage business office completes the filing → VP → the
+countersign opinions go back to the branch (FOP archived).  Any reviewer may approve, reject
+or return; a return waits for the submitter's revision (revision + 1, new FIL).
+
+All state lives in the database; the flow only derives the next step from it, so a run that is
+re-executed (after a suspension or a worker restart) continues where the decisions left off.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+
+from approvals.audit import append_audit
+from approvals.chain import FILING_CHAIN, Decision, Finished, Form, Waiting, check_form, progress
+from approvals.engine import (
+    WaitMode,
+    clear_waiting,
+    load_decisions,
+    mark_waiting,
+    record_decision,
+    record_refusal,
+    wait_for_form,
+)
+from approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
+from approvals.forms import NamingForm, ResubmitForm, SignForm, SubmitForm, describe_waiting
+from archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.db import new_session
+from brokerflow.errors import AccessDenied
+from brokerflow.models import Filing, User
+from brokerflow.roster import UserView, get_user_view, verify_secret
+from brokerflow.settings import load_settings
+from flows.archive_document import shared_renderer
+
+FINAL = ("approved", "rejected", "withdrawn")
+OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}
+
+
+def _identify(archive: Archive, signer_id: str, secret: str) -> UserView | None:
+    """The roster user when ``secret`` verifies, else None (never raises, never logs it)."""
+    with new_session(archive.engine) as session:
+        user = session.get(User, signer_id) if signer_id else None
+        stored = user.secret_hash if user else ""
+        view = get_user_view(session, signer_id) if user else None
+    if view is None or not verify_secret(secret, stored):
+        return None
+    return view
+
+
+def _names(archive: Archive, ids: list[str]) -> dict[str, str]:
+    with new_session(archive.engine) as session:
+        return {u: (session.get(User, u).name if session.get(User, u) else u)  # type: ignore
+                for u in set(ids)}
+
+
+def _archive_request_document(archive: Archive, filing: Filing) -> str:
+    """The FIL of the current revision (rendered with its serial, archived once)."""
+    assert filing.id is not None
+    with new_session(archive.engine) as session:
+        submitter = get_user_view(session, filing.submitter_id)
+    assert submitter is not None
+    data: dict[str, Any] = {
+        "branch": filing.branch, "subject": filing.subject,
+        "body": {"kind": FILING_KINDS.get(filing.kind, filing.kind), "text": filing.body,
+                 "revision": filing.revision,
+                 "submitted_by": f"{submitter.name} ({submitter.user_id})",
+                 "attachments": json.loads(filing.attachments)},
+    }
+    spec = DocumentSpec(branch=filing.branch, doc_type="FIL", subject=filing.subject,
+                        subject_key=request_key(filing.id), revision=filing.revision,
+                        source=f"filing {filing.id}")
+
+    def render(serial: str) -> bytes:
+        return shared_renderer().render_pdf("FIL", {**data, "serial": serial})
+
+    return archive.archive_rendered(spec, render, actor=submitter).serial
+
+
+def _archive_result_document(
+    archive: Archive, filing: Filing, outcome: str, decisions: list[Decision]
+) -> str:
+    """The FOP: every opinion, signer and time, sent back to the branch."""
+    assert filing.id is not None
+    names = _names(archive, [d.signer_id for d in decisions])
+    departments = next((d.departments for d in decisions if d.departments), ())
+    opinions = [
+        {"department": d.department or FILING_CHAIN.step(d.step).label,
+         "name": names.get(d.signer_id, d.signer_id), "decision": d.decision,
+         "time": d.at, "opinion": d.opinion}
+        for d in decisions
+    ]
+    data = {
+        "branch": filing.branch, "subject": filing.subject,
+        "body": {"filing_serial": filing.current_serial, "countersign_departments": departments,
+                 "outcome": OUTCOME_LABELS.get(outcome, outcome), "opinions": opinions},
+        "signatures": [{"role": FILING_CHAIN.step(d.step).label, "name": o["name"],
+                        "decision": d.decision, "time": d.at, "opinion": d.opinion}
+                       for d, o in zip(decisions, opinions, strict=True)],
+    }
+    office = [d.signer_id for d in decisions if d.step == "office_complete"]
+    sender_id = office[0] if office else decisions[-1].signer_id
+    with new_session(archive.engine) as session:
+        sender = get_user_view(session, sender_id)
+    assert sender is not None
+    subject = f"会签意见：{filing.subject}"[:200]
+    spec = DocumentSpec(branch=filing.branch, doc_type="FOP", subject=subject,
+                        subject_key=f"{request_key(filing.id)}:opinions",
+                        revision=filing.revision, source=f"filing {filing.id}")
+
+    def render(serial: str) -> bytes:
+        return shared_renderer().render_pdf("FOP", {**data, "serial": serial})
+
+    return archive.archive_rendered(spec, render, actor=sender).serial
+
+
+def _pdf_link(archive: Archive, serial: str) -> str:
+    from archive.serials import parse_serial
+
+    try:
+        return archive.store.client.presigned_get_object(
+            archive.store.bucket, parse_serial(serial).object_key, expires=timedelta(days=7))
+    except Exception:  # a link is a convenience; the serial is what counts
+        return ""
+
+
+def _take_signature(
+    archive: Archive, filing: Filing, waiting: Waiting, decisions: list[Decision], *,
+    run_id: str, mode: WaitMode, poll_interval: float,
+) -> None:
+    assert filing.id is not None
+    key = request_key(filing.id)
+    attempt = filing.form_attempts
+    with new_session(archive.engine) as session:
+        row = mark_waiting(session, request_key=key, revision=filing.revision,
+                           step=waiting.step.name, flow_run_id=run_id)
+        last_refusal = row.last_refusal
+        session.commit()
+    description = describe_waiting(
+        title=f"报批 Filing #{filing.id} (revision {filing.revision})", subject=filing.subject,
+        serial=filing.current_serial, pdf_url=_pdf_link(archive, filing.current_serial),
+        waiting=waiting, decisions=decisions,
+        names=_names(archive, [d.signer_id for d in decisions]), last_refusal=last_refusal,
+    )
+    form_type: type[SignForm] = NamingForm if waiting.step.names_countersigners else SignForm
+    answer = wait_for_form(form_type, description=description,
+                           key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
+                           mode=mode, poll_interval=poll_interval)
+    signer = _identify(archive, answer.signer.strip(), answer.secret)
+    form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
+                opinion=answer.opinion,
+                departments=tuple(getattr(answer, "countersign_departments", []) or ()))
+    check = check_form(FILING_CHAIN, waiting, form, signer=signer, secret_ok=signer is not None,
+                       submitter_id=filing.submitter_id, decisions=decisions)
+    with new_session(archive.engine) as session:
+        current = get_filing(session, filing_id=filing.id)
+        if current.form_attempts != attempt:  # this answer was counted before a restart
+            return
+        if check.ok:
+            record_decision(session, request_key=key, revision=filing.revision,
+                            step=waiting.step.name, signer_id=form.signer_id, check=check,
+                            decision=form.decision, opinion=form.opinion)
+        else:
+            record_refusal(session, request_key=key, revision=filing.revision,
+                           step=waiting.step.name, signer_id=form.signer_id, reason=check.reason)
+            get_run_logger().warning("form refused on %s: %s", key, check.reason)
+        current.form_attempts += 1
+        touch(current)
+        session.add(current)
+        session.commit()
+
+
+def _await_revision(
+    archive: Archive, filing: Filing, *, run_id: str, mode: WaitMode, poll_interval: float
+) -> None:
+    """After a return: the submitter resubmits (revision + 1) or withdraws."""
+    assert filing.id is not None
+    key = request_key(filing.id)
+    attempt = filing.form_attempts
+    with new_session(archive.engine) as session:
+        current = get_filing(session, filing_id=filing.id)
+        current.status = "returned"
+        row = mark_waiting(session, request_key=key, revision=filing.revision,
+                           step="resubmit", flow_run_id=run_id)
+        last_refusal = row.last_refusal
+        session.add(current)
+        session.commit()
+    decisions = load_decisions_for(archive, filing)
+    returned = next(d for d in decisions if d.decision == "return")
+    description = "\n".join([
+        f"## 报批 Filing #{filing.id} was returned (退回) — revision {filing.revision}",
+        f"**Returned at step:** {FILING_CHAIN.step(returned.step).label}  ",
+        f"**Opinion:** {returned.opinion}", "",
+        f"The submitter (**{filing.submitter_id}**) resubmits a revised request "
+        "(revision + 1, a new FIL document) or withdraws it.",
+        *(["", f"> **The last form was not accepted:** {last_refusal}"] if last_refusal else []),
+    ])
+    answer = wait_for_form(ResubmitForm, description=description,
+                           key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
+                           mode=mode, poll_interval=poll_interval)
+    signer = _identify(archive, answer.signer.strip(), answer.secret)
+    with new_session(archive.engine) as session:
+        current = get_filing(session, filing_id=filing.id)
+        if current.form_attempts != attempt:
+            return
+        current.form_attempts += 1
+        touch(current)
+        if signer is None or signer.user_id != filing.submitter_id:
+            record_refusal(session, request_key=key, revision=filing.revision, step="resubmit",
+                           signer_id=answer.signer,
+                           reason="only the submitter, with their secret, may resubmit")
+        elif answer.action == "withdraw":
+            current.status = "withdrawn"
+            clear_waiting(session, request_key=key)
+            append_audit(session, actor_id=signer.user_id, action="withdrawn", request_key=key,
+                         details={"revision": filing.revision})
+        else:
+            current.revision += 1
+            current.subject = (answer.subject.strip() or current.subject)[:200]
+            current.body = answer.body or current.body
+            current.status = "waiting"
+            current.current_serial = ""
+            clear_waiting(session, request_key=key)
+            append_audit(session, actor_id=signer.user_id, action="resubmitted",
+                         request_key=key,
+                         details={"revision": current.revision, "subject": current.subject})
+        session.add(current)
+        session.commit()
+
+
+def load_decisions_for(archive: Archive, filing: Filing) -> list[Decision]:
+    assert filing.id is not None
+    with new_session(archive.engine) as session:
+        return load_decisions(session, request_key=request_key(filing.id),
+                              revision=filing.revision)
+
+
+def _finish(archive: Archive, filing: Filing, state: Finished,
+            decisions: list[Decision]) -> str:
+    assert filing.id is not None
+    serial = _archive_result_document(archive, filing, state.outcome, decisions)
+    with new_session(archive.engine) as session:
+        current = get_filing(session, filing_id=filing.id)
+        if current.status not in FINAL:
+            current.status = state.outcome
+            current.result_serial = serial
+            touch(current)
+            clear_waiting(session, request_key=request_key(filing.id))
+            append_audit(session, actor_id="system", action="finished",
+                         request_key=request_key(filing.id),
+                         details={"revision": filing.revision, "outcome": state.outcome,
+                                  "result_serial": serial})
+            session.add(current)
+            session.commit()
+    return serial
+
+
+def _confirm_ui_submission(
+    archive: Archive, *, run_id: str, branch: str, kind: str, subject: str, body: str,
+    submitter: str, mode: WaitMode, poll_interval: float,
+) -> int:
+    """A submission started from the Prefect UI: the submitter confirms with their secret."""
+    with new_session(archive.engine) as session:
+        existing = session.exec(_by_run(run_id)).first()
+    if existing is not None and existing.id is not None:
+        return existing.id
+    attempt = 0
+    while True:
+        answer = wait_for_form(
+            SubmitForm,
+            description=(f"## 报批 submission\n**Branch:** {branch}  \n**Kind:** {kind}  \n"
+                         f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
+                         "with their user id and secret."),
+            key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval)
+        signer = _identify(archive, answer.signer.strip(), answer.secret)
+        if signer is not None and signer.user_id == submitter:
+            break
+        with new_session(archive.engine) as session:
+            append_audit(session, actor_id=answer.signer or "(blank)", action="refused",
+                         request_key=f"submission:{run_id}",
+                         details={"reason": "not the named submitter, or wrong secret"})
+            session.commit()
+        attempt += 1
+    with new_session(archive.engine) as session:
+        filing = create_filing(session, branch=branch, kind=kind, subject=subject, body=body,
+                               submitter=signer, flow_run_id=run_id)
+        session.commit()
+        assert filing.id is not None
+        return filing.id
+
+
+def _by_run(run_id: str) -> Any:
+    from sqlmodel import select
+
+    return select(Filing).where(Filing.flow_run_id == run_id)
+
+
+@flow(name="filing-chain", persist_result=True)
+def filing_chain(
+    filing_id: int | None = None,
+    branch: str = "",
+    kind: str = "marketing_plan",
+    subject: str = "",
+    body: str = "",
+    submitter: str = "",
+    wait: WaitMode = "suspend",
+    poll_interval: float = 10.0,
+) -> str:
+    """Run (or continue) the filing chain; returns the FOP serial, or the final status.
+
+    From the CLI: ``filing_id`` of a filing created by ``brokerflow filing submit``.  From the
+    Prefect UI: branch, kind, subject, body and submitter; the submitter then confirms.
+    """
+    archive = open_archive(load_settings())
+    context = get_run_context()
+    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    if filing_id is None:
+        filing_id = _confirm_ui_submission(
+            archive, run_id=run_id, branch=branch, kind=kind, subject=subject, body=body,
+            submitter=submitter, mode=wait, poll_interval=poll_interval)
+    with new_session(archive.engine) as session:
+        filing = get_filing(session, filing_id=filing_id)
+        if filing.flow_run_id is None:
+            filing.flow_run_id = run_id
+            session.add(filing)
+            session.commit()
+        elif filing.flow_run_id != run_id:
+            raise AccessDenied(f"filing {filing_id} is handled by flow run {filing.flow_run_id}")
+    while True:
+        with new_session(archive.engine) as session:
+            filing = get_filing(session, filing_id=filing_id)
+        if filing.status in FINAL:
+            return filing.result_serial or filing.status
+        if not filing.current_serial:
+            serial = _archive_request_document(archive, filing)
+            with new_session(archive.engine) as session:
+                current = get_filing(session, filing_id=filing_id)
+                current.current_serial = serial
+                session.add(current)
+                session.commit()
+            continue
+        decisions = load_decisions_for(archive, filing)
+        state = progress(FILING_CHAIN, decisions)
+        if isinstance(state, Waiting):
+            _take_signature(archive, filing, state, decisions, run_id=run_id, mode=wait,
+                            poll_interval=poll_interval)
+        elif state.outcome == "returned":
+            _await_revision(archive, filing, run_id=run_id, mode=wait,
+                            poll_interval=poll_interval)
+        else:
+            return _finish(archive, filing, state, decisions)
+
