@@ -165,3 +165,44 @@ def test_audit_tamper_is_detected(archive: Archive, submit, cli) -> None:
         session.commit()
     result = cli("audit", "verify", user="comp1")
     assert result.code == 1 and "edited" in result.out
+
+
+def test_submission_started_from_the_ui_is_confirmed_by_the_submitter(
+    archive: Archive, prefect_api: None, user
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from sqlmodel import func
+
+    run_name = "ui-submission-test"
+
+    def run_id() -> str | None:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+        return str(runs[0].id) if runs else None
+
+    def audit_rows() -> int:
+        with new_session(archive.engine) as session:
+            return session.exec(select(func.count()).select_from(AuditEvent)).one()
+
+    chain = ChainDriver(
+        lambda: filing_chain.with_options(flow_run_name=run_name)(
+            branch="SZ01", kind="assessment", subject="客户经理考核办法", body="按季度考核。",
+            submitter="bk1", wait="pause", poll_interval=0.1),
+        run_id=run_id, attempts=audit_rows,
+    ).start()
+    chain.wait_paused()
+    assert "bk1" in chain.description()
+    chain.submit({"signer": "bk1", "secret": "wrong"})
+    chain.submit({"signer": "bo1", "secret": "pw-bo1"})  # not the named submitter
+    with new_session(archive.engine) as session:
+        assert session.exec(select(Filing)).first() is None
+    chain.submit({"signer": "bk1", "secret": "pw-bk1"})
+    chain.wait_paused()
+    with new_session(archive.engine) as session:
+        filing = session.exec(select(Filing)).one()
+    assert (filing.submitter_id, filing.kind, filing.flow_run_id) == ("bk1", "assessment",
+                                                                       run_id())
+    assert filing.current_serial.startswith("SZ01-FIL-")
+    assert "office_receive" in chain.description()
