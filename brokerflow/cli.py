@@ -359,6 +359,37 @@ def cmd_filing_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_payroll_compute(args: argparse.Namespace) -> int:
+    """Pure computation: no server, no database; prints the result (SPEC §6.3)."""
+    from brokerflow.payroll.compute import (
+        StderrProgress,
+        compute_from_directory,
+        result_csv,
+        result_json,
+        write_xlsx,
+    )
+
+    if args.format == "xlsx" and not args.out:
+        raise BadInput("--format xlsx needs --out FILE", column="--out")
+    progress = StderrProgress()
+    try:
+        result = compute_from_directory(month=args.month, data_dir=Path(args.data),
+                                        policy=Path(args.policy), progress=progress)
+    finally:
+        progress.close()
+    if args.format == "xlsx":
+        write_xlsx(result, Path(args.out))
+        print(f"wrote {args.out} ({len(result.lines)} lines)")
+        return 0
+    text = (json.dumps(result_json(result), ensure_ascii=False, indent=2) + "\n"
+            if args.format == "json" else result_csv(result))
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from brokerflow.serving import serve_declared
 
@@ -469,6 +500,17 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--subject")
     sign.add_argument("--body")
     sign.set_defaults(handler=cmd_filing_sign)
+
+    payroll = sub.add_parser("payroll", help="monthly customer-manager payroll").add_subparsers(
+        dest="payroll_command", required=True)
+    compute = payroll.add_parser("compute", help="compute a month's payroll (no server needed)")
+    compute.add_argument("--month", required=True, help="YYYY-MM")
+    compute.add_argument("--data", required=True, metavar="DIR",
+                         help="directory with staff.csv, clients.csv (or .xlsx), state.json")
+    compute.add_argument("--policy", required=True, metavar="FILE", help="policy TOML")
+    compute.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
+    compute.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    compute.set_defaults(handler=cmd_payroll_compute)
 
     serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
     serve.set_defaults(handler=cmd_serve)

@@ -1,0 +1,136 @@
+"""Read a month's CRM export and policy, compute the payroll, format the result (SPEC §6.3)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from brokerflow.errors import BadInput
+from brokerflow.payroll.inputs import Month, iter_clients, read_staff, read_state
+from brokerflow.payroll.policy import Policy, load_policy
+from brokerflow.payroll.rules import (
+    PayLine,
+    PayrollResult,
+    compute_payroll,
+    fold_clients,
+    staff_for_month,
+)
+
+LINE_FIELDS = (
+    "cm_id", "level", "valid_accounts", "new_value", "net_revenue", "avg_assets_3m",
+    "mgmt_score", "score", "fixed_pay", "commission", "opening_bonus", "excess_value_award",
+    "excess_carry_out", "fund_commission", "management_commission", "management_allowance",
+    "transport_allowance", "attendance_deduction", "fines", "gross", "risk_fund_withheld",
+    "risk_fund_balance", "net_pay", "flags",
+)
+PROGRESS_ROWS = 100_000
+
+
+def _find(data_dir: Path, stem: str) -> Path:
+    for suffix in (".csv", ".xlsx"):
+        path = data_dir / f"{stem}{suffix}"
+        if path.exists():
+            return path
+    raise BadInput(f"no {stem}.csv or {stem}.xlsx in {data_dir}", file=str(data_dir / stem))
+
+
+def compute_from_directory(
+    *, month: str, data_dir: Path, policy: Policy | Path,
+    progress: Callable[[int], None] | None = None,
+) -> PayrollResult:
+    """The payroll of ``month`` from ``DIR/staff``, ``DIR/clients`` and ``DIR/state.json``."""
+    try:
+        Month.parse(month)
+    except ValueError:
+        raise BadInput(f"month {month!r} must be YYYY-MM", column="--month") from None
+    if not data_dir.is_dir():
+        raise BadInput("no such directory", file=str(data_dir))
+    rules = policy if isinstance(policy, Policy) else load_policy(policy)
+    staff_path, clients_path = _find(data_dir, "staff"), _find(data_dir, "clients")
+    all_staff = read_staff(staff_path)
+    staff = staff_for_month(all_staff, month=month, file=str(staff_path))
+    figures = fold_clients(
+        iter_clients(clients_path, on_row=progress), month=month, policy=rules,
+        staff_ids={s.cm_id for s in all_staff}, file=str(clients_path),
+    )
+    state = read_state(data_dir / "state.json")
+    return compute_payroll(month=month, staff=staff, figures=figures, policy=rules, state=state)
+
+
+def _text(value: Any) -> Any:
+    return f"{value:.2f}" if isinstance(value, Decimal) else value
+
+
+def line_json(line: PayLine) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in LINE_FIELDS:
+        value = getattr(line, name)
+        if name == "score":
+            out[name] = f"{value:.4f}"
+        elif name == "flags":
+            out[name] = list(value)
+        else:
+            out[name] = _text(value)
+    return out
+
+
+def result_json(result: PayrollResult) -> dict[str, Any]:
+    return {
+        "month": result.month,
+        "lines": [line_json(line) for line in result.lines],
+        "totals": {k: f"{v:.2f}" for k, v in result.totals.items()},
+    }
+
+
+def result_csv(result: PayrollResult) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("month", *LINE_FIELDS))
+    for line in result.lines:
+        row = line_json(line)
+        writer.writerow((result.month, *(";".join(row[f]) if f == "flags" else row[f]
+                                          for f in LINE_FIELDS)))
+    return buffer.getvalue()
+
+
+def write_xlsx(result: PayrollResult, path: Path) -> None:
+    """The payroll sheet as .xlsx: amounts as text cells with two decimals (never floats)."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = f"payroll {result.month}"
+    sheet.append(["month", *LINE_FIELDS])
+    for line in result.lines:
+        row = line_json(line)
+        sheet.append([result.month, *(";".join(row[f]) if f == "flags" else row[f]
+                                      for f in LINE_FIELDS)])
+    totals = result.totals
+    sheet.append(["total", *("" for _ in LINE_FIELDS)])
+    last = sheet.max_row
+    for name in ("gross", "risk_fund_withheld", "net_pay"):
+        sheet.cell(row=last, column=LINE_FIELDS.index(name) + 2, value=f"{totals[name]:.2f}")
+    workbook.save(path)
+
+
+class StderrProgress:
+    """A progress line on stderr for inputs over 100,000 rows."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, row: int) -> None:
+        if row % PROGRESS_ROWS == 0:
+            sys.stderr.write(f"\rclients.csv: {row - 1:,} rows read")
+            sys.stderr.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")

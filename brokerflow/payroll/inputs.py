@@ -1,0 +1,301 @@
+"""The CRM export (SPEC §6.2): ``staff.csv``, ``clients.csv`` (or ``.xlsx``) and ``state.json``.
+
+Every value is checked where it is read; the first problem raises ``BadInput`` naming the
+file, the row (the header is row 1) and the column.  Client rows are streamed: callers fold
+them into per-CM figures instead of keeping three months of clients in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from brokerflow.errors import BadInput
+
+STAFF_COLUMNS = (
+    "month", "cm_id", "name", "position", "supervisor_id", "site", "hire_date", "qualified",
+    "late_count", "personal_leave_days", "sick_leave_days", "absent_half_days",
+    "no_event_count", "meeting_missed_count", "report_late_count", "dress_count",
+    "off_post_count", "complaint_count", "fines", "mainly_ipo_or_fund",
+)
+CLIENT_COLUMNS = (
+    "month", "client_id", "client_type", "cm_id", "open_date", "attribution_effective",
+    "malicious", "purchases", "assets", "turnover", "gross_commission", "fund_sales_commission",
+)
+POSITIONS = ("cm", "stationed", "regional")
+CLIENT_TYPES = ("individual", "institution")
+
+
+@dataclass(frozen=True, slots=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        parts = text.split("-")
+        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2:
+            raise ValueError(text)
+        year, month = int(parts[0]), int(parts[1])
+        if not 1 <= month <= 12:
+            raise ValueError(text)
+        return cls(year, month)
+
+    def minus(self, months: int) -> Month:
+        index = self.year * 12 + (self.month - 1) - months
+        return Month(index // 12, index % 12 + 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRow:
+    row: int
+    month: str
+    cm_id: str
+    name: str
+    position: str
+    supervisor_id: str
+    site: str
+    hire_date: date
+    qualified: bool
+    late_count: int
+    personal_leave_days: Decimal
+    sick_leave_days: Decimal
+    absent_half_days: int
+    no_event_count: int
+    meeting_missed_count: int
+    report_late_count: int
+    dress_count: int
+    off_post_count: int
+    complaint_count: int
+    fines: Decimal
+    mainly_ipo_or_fund: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRow:
+    row: int
+    month: str
+    client_id: str
+    client_type: str
+    cm_id: str
+    open_date: date
+    attribution_effective: bool
+    malicious: bool
+    purchases: Decimal
+    assets: Decimal
+    turnover: Decimal
+    gross_commission: Decimal
+    fund_sales_commission: Decimal
+
+
+@dataclass(frozen=True)
+class CarriedState:
+    excess_carry: Decimal = Decimal("0")
+    risk_fund_balance: Decimal = Decimal("0")
+
+
+class _Cells:
+    """Typed access to one data row, raising BadInput that names file, row and column."""
+
+    __slots__ = ("file", "row", "values", "index")
+
+    def __init__(self, file: str, row: int, values: list[str], index: dict[str, int]) -> None:
+        self.file, self.row, self.values, self.index = file, row, values, index
+
+    def bad(self, column: str, problem: str) -> BadInput:
+        return BadInput(problem, file=self.file, row=self.row, column=column)
+
+    def text(self, column: str, *, required: bool = True) -> str:
+        value = self.values[self.index[column]].strip()
+        if required and not value:
+            raise self.bad(column, "is empty")
+        return value
+
+    def money(self, column: str) -> Decimal:
+        value = self.decimal(column)
+        if value < 0:
+            raise self.bad(column, f"negative amount {value}")
+        return value
+
+    def decimal(self, column: str) -> Decimal:
+        raw = self.text(column)
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise self.bad(column, f"not a number: {raw!r}") from None
+        if not value.is_finite():
+            raise self.bad(column, f"not a finite number: {raw!r}")
+        return value
+
+    def count(self, column: str) -> int:
+        raw = self.text(column)
+        if not raw.isdigit():
+            raise self.bad(column, f"not a whole number ≥ 0: {raw!r}")
+        return int(raw)
+
+    def flag(self, column: str) -> bool:
+        raw = self.text(column).lower()
+        if raw not in ("true", "false"):
+            raise self.bad(column, f"must be true or false, not {raw!r}")
+        return raw == "true"
+
+    def day(self, column: str) -> date:
+        raw = self.text(column)
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise self.bad(column, f"not a date (YYYY-MM-DD): {raw!r}") from None
+
+    def month(self, column: str = "month") -> str:
+        raw = self.text(column)
+        try:
+            return str(Month.parse(raw))
+        except ValueError:
+            raise self.bad(column, f"not a month (YYYY-MM): {raw!r}") from None
+
+
+def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Cells]:
+    """Cells of each data row of a CSV or XLSX file with exactly ``columns``."""
+    file = str(path)
+    if not path.is_file():
+        raise BadInput("no such file", file=file)
+    source = _xlsx_rows(path) if path.suffix.lower() == ".xlsx" else _csv_rows(path)
+    try:
+        header = [h.strip().lstrip("\ufeff") for h in next(source)]
+    except StopIteration:
+        raise BadInput("the file is empty; expected a header line", file=file, row=1) from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise BadInput(f"missing column {missing[0]}", file=file, row=1, column=missing[0])
+    extra = [c for c in header if c not in columns]
+    if extra:
+        raise BadInput(f"unexpected column {extra[0]!r}", file=file, row=1, column=extra[0])
+    if len(set(header)) != len(header):
+        duplicate = next(c for c in header if header.count(c) > 1)
+        raise BadInput(f"column {duplicate} appears twice", file=file, row=1, column=duplicate)
+    index = {name: header.index(name) for name in columns}
+    width = len(header)
+    for number, values in enumerate(source, start=2):
+        if len(values) != width:
+            if not any(v.strip() for v in values):
+                continue
+            raise BadInput(f"expected {width} fields, found {len(values)}", file=file,
+                           row=number)
+        yield _Cells(file, number, values, index)
+
+
+def _csv_rows(path: Path) -> Iterator[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            yield from csv.reader(handle)
+        except UnicodeDecodeError:
+            raise BadInput("not UTF-8 text", file=str(path)) from None
+
+
+def _xlsx_rows(path: Path) -> Iterator[list[str]]:
+    from openpyxl import load_workbook
+
+    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        sheet = workbook.worksheets[0]
+        for cells in sheet.iter_rows(values_only=True):
+            yield [_xlsx_text(v) for v in cells]
+    finally:
+        workbook.close()
+
+
+def _xlsx_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "date") and callable(value.date):
+        return value.date().isoformat()
+    if isinstance(value, float):
+        return repr(value)  # shortest text that round-trips; parsed as Decimal, never float
+    return str(value)
+
+
+def read_staff(path: Path) -> list[StaffRow]:
+    """Every row of the staff file, typed and checked."""
+    rows = []
+    for c in _rows(path, STAFF_COLUMNS):
+        position = c.text("position")
+        if position not in POSITIONS:
+            raise c.bad("position", f"unknown position {position!r}; one of "
+                        f"{', '.join(POSITIONS)}")
+        rows.append(StaffRow(
+            row=c.row, month=c.month(), cm_id=c.text("cm_id"), name=c.text("name"),
+            position=position, supervisor_id=c.text("supervisor_id", required=False),
+            site=c.text("site", required=False), hire_date=c.day("hire_date"),
+            qualified=c.flag("qualified"), late_count=c.count("late_count"),
+            personal_leave_days=c.money("personal_leave_days"),
+            sick_leave_days=c.money("sick_leave_days"),
+            absent_half_days=c.count("absent_half_days"),
+            no_event_count=c.count("no_event_count"),
+            meeting_missed_count=c.count("meeting_missed_count"),
+            report_late_count=c.count("report_late_count"), dress_count=c.count("dress_count"),
+            off_post_count=c.count("off_post_count"), complaint_count=c.count("complaint_count"),
+            fines=c.money("fines"), mainly_ipo_or_fund=c.flag("mainly_ipo_or_fund"),
+        ))
+    return rows
+
+
+def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None
+                 ) -> Iterator[ClientRow]:
+    """Client rows, typed and checked, one at a time."""
+    for c in _rows(path, CLIENT_COLUMNS):
+        client_type = c.text("client_type")
+        if client_type not in CLIENT_TYPES:
+            raise c.bad("client_type", f"unknown client type {client_type!r}; one of "
+                        f"{', '.join(CLIENT_TYPES)}")
+        if on_row is not None:
+            on_row(c.row)
+        yield ClientRow(
+            row=c.row, month=c.month(), client_id=c.text("client_id"), client_type=client_type,
+            cm_id=c.text("cm_id"), open_date=c.day("open_date"),
+            attribution_effective=c.flag("attribution_effective"), malicious=c.flag("malicious"),
+            purchases=c.money("purchases"), assets=c.money("assets"),
+            turnover=c.money("turnover"), gross_commission=c.money("gross_commission"),
+            fund_sales_commission=c.money("fund_sales_commission"),
+        )
+
+
+def read_state(path: Path) -> dict[str, CarriedState]:
+    """Opening carried state per CM; an absent file means nothing carried."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"not valid JSON: {exc.msg}", file=str(path), row=exc.lineno,
+                       column=str(exc.colno)) from None
+    if not isinstance(data, dict):
+        raise BadInput("expected an object keyed by CM id", file=str(path))
+    state = {}
+    for cm_id, entry in data.items():
+        if not isinstance(entry, dict):
+            raise BadInput(f"{cm_id}: expected an object", file=str(path), column=cm_id)
+        values = {}
+        for key in ("excess_carry", "risk_fund_balance"):
+            raw = entry.get(key, "0")
+            try:
+                value = Decimal(str(raw))
+            except InvalidOperation:
+                raise BadInput(f"{cm_id}.{key} is not a number: {raw!r}", file=str(path),
+                               column=f"{cm_id}.{key}") from None
+            if not value.is_finite() or value < 0:
+                raise BadInput(f"{cm_id}.{key} must be a number ≥ 0", file=str(path),
+                               column=f"{cm_id}.{key}")
+            values[key] = value
+        state[cm_id] = CarriedState(**values)
+    return state

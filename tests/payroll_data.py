@@ -1,0 +1,48 @@
+"""Builders for CRM export directories used by the payroll tests."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS
+
+POLICY = Path(__file__).parent / "data" / "policy_simple.toml"
+MONTH = "2026-10"
+
+STAFF_DEFAULTS: dict[str, Any] = {
+    "month": MONTH, "name": "客户经理", "position": "cm", "supervisor_id": "", "site": "网点A",
+    "hire_date": "2020-01-15", "qualified": "true", "late_count": 0, "personal_leave_days": 0,
+    "sick_leave_days": 0, "absent_half_days": 0, "no_event_count": 0,
+    "meeting_missed_count": 0, "report_late_count": 0, "dress_count": 0, "off_post_count": 0,
+    "complaint_count": 0, "fines": "0", "mainly_ipo_or_fund": "false",
+}
+CLIENT_DEFAULTS: dict[str, Any] = {
+    "month": MONTH, "client_type": "individual", "open_date": "2020-01-01",
+    "attribution_effective": "true", "malicious": "false", "purchases": "0", "assets": "0",
+    "turnover": "0", "gross_commission": "0", "fund_sales_commission": "0",
+}
+
+
+def staff_row(cm_id: str, **values: Any) -> dict[str, Any]:
+    return {**STAFF_DEFAULTS, "cm_id": cm_id, **values}
+
+
+def client_row(client_id: str, cm_id: str, **values: Any) -> dict[str, Any]:
+    return {**CLIENT_DEFAULTS, "client_id": client_id, "cm_id": cm_id, **values}
+
+
+def write_export(directory: Path, *, staff: list[dict[str, Any]],
+                 clients: list[dict[str, Any]], state: dict[str, Any] | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, columns, rows in (("staff.csv", STAFF_COLUMNS, staff),
+                                ("clients.csv", CLIENT_COLUMNS, clients)):
+        with (directory / name).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    if state is not None:
+        (directory / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    return directory
