@@ -128,10 +128,16 @@ def check_form(
     submitter_id: str,
     decisions: Sequence[Decision],
     known_departments: Iterable[str] = COUNTERSIGN_DEPARTMENTS,
+    branch: str | None = None,
 ) -> FormCheck:
-    """Whether ``form`` may count on ``waiting``; the first reason it may not."""
+    """Whether ``form`` may count on ``waiting``; the first reason it may not.
+
+    ``branch``: for chains signed by a branch's own management, the signer's branch.
+    """
     if signer is None or not secret_ok:
         return FormCheck(False, f"unknown signer {form.signer_id!r} or wrong secret")
+    if branch is not None and signer.branch != branch:
+        return FormCheck(False, f"{signer.user_id} is not staff of branch {branch}")
     if form.decision not in DECISIONS:
         return FormCheck(False, f"decision must be one of {', '.join(DECISIONS)}")
     if form.decision in ("reject", "return") and not form.opinion.strip():
@@ -177,5 +183,16 @@ FILING_CHAIN = Chain(
         Step("office_complete", "经纪业务综合室 协助走完报备流程",
              frozenset({"brokerage_office"})),
         Step("vp_instruction", "主管副总裁 批示", frozenset({"vp"})),
+    ),
+)
+
+
+#: 薪酬签批 (seed 002 第十五条): chief accountant → deputy manager → branch manager.
+PAYROLL_CHAIN = Chain(
+    name="payroll",
+    steps=(
+        Step("chief_accountant", "主办会计 审核", frozenset({"chief_accountant"})),
+        Step("deputy_manager", "副经理 审核", frozenset({"deputy_manager"})),
+        Step("branch_manager", "营业部经理 签批", frozenset({"branch_manager"})),
     ),
 )

@@ -3,21 +3,24 @@
 Every flow that needs a signature calls ``wait_for_form`` with a key derived from state in the
 database (revision and number of forms processed), so a flow that is re-executed after a
 suspension or a restart asks for the same form again and Prefect hands back the same answer;
-``record_form`` then counts it (or logs the refusal) in one transaction with the audit row.
+``take_signature`` then counts it (or logs the refusal) in one transaction with the audit row.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from approvals.audit import append_audit
-from approvals.chain import Decision, FormCheck, Waiting
-from brokerflow.models import ApprovalDecision, Reminder, WaitingStep
+from approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
+from approvals.forms import NamingForm, SignForm, describe_waiting
+from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep
+from brokerflow.roster import UserView, get_user_view, verify_secret
 
 WaitMode = Literal["pause", "suspend"]
 F = TypeVar("F")
@@ -197,3 +200,93 @@ def wait_for_form(
 
 def waiting_summary(waiting: Waiting) -> str:
     return f"{waiting.step.name}: {', '.join(waiting.may_sign)}"
+
+
+# --------------------------------------------------------------------------- one signature
+
+
+def identify(engine: Engine, signer_id: str, secret: str) -> UserView | None:
+    """The roster user when ``secret`` verifies, else None (never raises, never logs it)."""
+    with Session(engine) as session:
+        user = session.get(User, signer_id) if signer_id else None
+        stored = user.secret_hash if user else ""
+        view = get_user_view(session, signer_id) if user else None
+    if view is None or not verify_secret(secret, stored):
+        return None
+    return view
+
+
+def user_names(engine: Engine, ids: Sequence[str]) -> dict[str, str]:
+    with Session(engine) as session:
+        users = {u: session.get(User, u) for u in set(ids)}
+    return {u: (user.name if user else u) for u, user in users.items()}
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """What one waiting step of one request needs from its flow."""
+
+    chain: Chain
+    request_key: str
+    revision: int
+    attempt: int  # forms processed so far; keys the pause so a re-run asks for the same one
+    title: str
+    subject: str
+    serial: str
+    pdf_url: str
+    submitter_id: str
+    branch: str | None = None  # signers must be staff of this branch (branch-signed chains)
+
+
+def take_signature(
+    engine: Engine,
+    request: SigningRequest,
+    waiting: Waiting,
+    decisions: list[Decision],
+    *,
+    claim_attempt: Callable[[Session, int], bool],
+    run_id: str,
+    mode: WaitMode,
+    poll_interval: float,
+) -> bool:
+    """Wait for one form on ``waiting``; count it or record why not.  True when counted.
+
+    ``claim_attempt(session, attempt)`` advances the owner's form counter inside the
+    recording transaction and returns False when that form was already processed (a re-run
+    after a restart), in which case nothing is recorded twice.
+    """
+    with Session(engine) as session:
+        row = mark_waiting(session, request_key=request.request_key, revision=request.revision,
+                           step=waiting.step.name, flow_run_id=run_id)
+        last_refusal = row.last_refusal
+        session.commit()
+    description = describe_waiting(
+        title=request.title, subject=request.subject, serial=request.serial,
+        pdf_url=request.pdf_url, waiting=waiting, decisions=decisions,
+        names=user_names(engine, [d.signer_id for d in decisions]), last_refusal=last_refusal,
+    )
+    form_type: type[SignForm] = NamingForm if waiting.step.names_countersigners else SignForm
+    key = f"{request.request_key.replace(':', '-')}-r{request.revision}-f{request.attempt}"
+    answer = wait_for_form(form_type, description=description, key=key, mode=mode,
+                           poll_interval=poll_interval)
+    signer = identify(engine, answer.signer.strip(), answer.secret)
+    form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
+                opinion=answer.opinion,
+                departments=tuple(getattr(answer, "countersign_departments", []) or ()))
+    check = check_form(request.chain, waiting, form, signer=signer,
+                       secret_ok=signer is not None, submitter_id=request.submitter_id,
+                       decisions=decisions, branch=request.branch)
+    with Session(engine) as session:
+        if not claim_attempt(session, request.attempt):
+            return False
+        if check.ok:
+            record_decision(session, request_key=request.request_key,
+                            revision=request.revision, step=waiting.step.name,
+                            signer_id=form.signer_id, check=check, decision=form.decision,
+                            opinion=form.opinion)
+        else:
+            record_refusal(session, request_key=request.request_key, revision=request.revision,
+                           step=waiting.step.name, signer_id=form.signer_id,
+                           reason=check.reason)
+        session.commit()
+    return check.ok

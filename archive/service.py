@@ -16,9 +16,10 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from minio.error import S3Error
 from sqlalchemy import Engine, delete
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
@@ -371,6 +372,16 @@ class Archive:
         self._log(actor.user_id, "search", query.serial or "", allowed=True,
                   reason=f"{len(visible)} of {len(rows)} matches visible")
         return visible
+
+    def presigned_url(self, serial: str, *, days: int = 7) -> str:
+        """A time-limited link to the PDF for form descriptions ('' when none can be made)."""
+        if not serial:
+            return ""
+        try:
+            return self.store.client.presigned_get_object(
+                self.store.bucket, parse_serial(serial).object_key, expires=timedelta(days=days))
+        except (ValueError, BrokerflowError, S3Error):
+            return ""
 
     # ------------------------------------------------------------------ integrity
 

@@ -226,3 +226,50 @@ class AuditHead(SQLModel, table=True):
     last_id: int = 0
     last_hash: str = Field(default="", max_length=64)
     count: int = 0
+
+
+# --------------------------------------------------------------------------- payroll
+
+
+class PayrollRun(SQLModel, table=True):
+    """One branch's monthly closing; a re-run of an open month is a new revision."""
+
+    __table_args__ = (UniqueConstraint("branch", "month", "revision"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    month: str = Field(index=True, max_length=7)
+    revision: int = 1
+    status: str = Field(default="draft", max_length=16)  # draft|signing|closed|rejected|...
+    pay_serial: str = Field(default="", max_length=40)
+    signed_serial: str = Field(default="", max_length=40)
+    totals: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
+    flow_run_id: str = Field(default="", max_length=64)
+    form_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PayrollLineRecord(SQLModel, table=True):
+    """One CM's pay line of one closing revision, as SPEC §6.3 JSON."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="payrollrun.id", index=True)
+    cm_id: str = Field(max_length=64)
+    line: str = Field(sa_column=Column(SAText, nullable=False))
+
+
+class PayrollCarry(SQLModel, table=True):
+    """State carried out of a month per CM (the next month's opening state)."""
+
+    __table_args__ = (UniqueConstraint("branch", "month", "cm_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(max_length=16)
+    month: str = Field(index=True, max_length=7)
+    cm_id: str = Field(max_length=64)
+    excess_carry: str = Field(default="0.00", max_length=32)
+    risk_fund_balance: str = Field(default="0.00", max_length=32)
+    level: str = Field(default="", max_length=16)
+    score: str = Field(default="", max_length=16)
+    run_id: int = Field(foreign_key="payrollrun.id")

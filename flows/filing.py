@@ -12,52 +12,38 @@ re-executed (after a suspension or a worker restart) continues where the decisio
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from prefect.context import get_run_context
+from sqlmodel import Session
 
 from approvals.audit import append_audit
-from approvals.chain import FILING_CHAIN, Decision, Finished, Form, Waiting, check_form, progress
+from approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
 from approvals.engine import (
+    SigningRequest,
     WaitMode,
     clear_waiting,
+    identify,
     load_decisions,
     mark_waiting,
-    record_decision,
     record_refusal,
+    take_signature,
+    user_names,
     wait_for_form,
 )
 from approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
-from approvals.forms import NamingForm, ResubmitForm, SignForm, SubmitForm, describe_waiting
+from approvals.forms import ResubmitForm, SubmitForm
 from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
 from brokerflow.errors import AccessDenied
-from brokerflow.models import Filing, User
-from brokerflow.roster import UserView, get_user_view, verify_secret
+from brokerflow.models import Filing
+from brokerflow.roster import get_user_view
 from brokerflow.settings import load_settings
 from flows.archive_document import shared_renderer
 
 FINAL = ("approved", "rejected", "withdrawn")
 OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}
-
-
-def _identify(archive: Archive, signer_id: str, secret: str) -> UserView | None:
-    """The roster user when ``secret`` verifies, else None (never raises, never logs it)."""
-    with new_session(archive.engine) as session:
-        user = session.get(User, signer_id) if signer_id else None
-        stored = user.secret_hash if user else ""
-        view = get_user_view(session, signer_id) if user else None
-    if view is None or not verify_secret(secret, stored):
-        return None
-    return view
-
-
-def _names(archive: Archive, ids: list[str]) -> dict[str, str]:
-    with new_session(archive.engine) as session:
-        return {u: (session.get(User, u).name if session.get(User, u) else u)  # type: ignore
-                for u in set(ids)}
 
 
 def _archive_request_document(archive: Archive, filing: Filing) -> str:
@@ -88,7 +74,7 @@ def _archive_result_document(
 ) -> str:
     """The FOP: every opinion, signer and time, sent back to the branch."""
     assert filing.id is not None
-    names = _names(archive, [d.signer_id for d in decisions])
+    names = user_names(archive.engine, [d.signer_id for d in decisions])
     departments = next((d.departments for d in decisions if d.departments), ())
     opinions = [
         {"department": d.department or FILING_CHAIN.step(d.step).label,
@@ -120,60 +106,30 @@ def _archive_result_document(
     return archive.archive_rendered(spec, render, actor=sender).serial
 
 
-def _pdf_link(archive: Archive, serial: str) -> str:
-    from archive.serials import parse_serial
-
-    try:
-        return archive.store.client.presigned_get_object(
-            archive.store.bucket, parse_serial(serial).object_key, expires=timedelta(days=7))
-    except Exception:  # a link is a convenience; the serial is what counts
-        return ""
-
-
 def _take_signature(
     archive: Archive, filing: Filing, waiting: Waiting, decisions: list[Decision], *,
     run_id: str, mode: WaitMode, poll_interval: float,
 ) -> None:
     assert filing.id is not None
-    key = request_key(filing.id)
-    attempt = filing.form_attempts
-    with new_session(archive.engine) as session:
-        row = mark_waiting(session, request_key=key, revision=filing.revision,
-                           step=waiting.step.name, flow_run_id=run_id)
-        last_refusal = row.last_refusal
-        session.commit()
-    description = describe_waiting(
-        title=f"报批 Filing #{filing.id} (revision {filing.revision})", subject=filing.subject,
-        serial=filing.current_serial, pdf_url=_pdf_link(archive, filing.current_serial),
-        waiting=waiting, decisions=decisions,
-        names=_names(archive, [d.signer_id for d in decisions]), last_refusal=last_refusal,
-    )
-    form_type: type[SignForm] = NamingForm if waiting.step.names_countersigners else SignForm
-    answer = wait_for_form(form_type, description=description,
-                           key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
-                           mode=mode, poll_interval=poll_interval)
-    signer = _identify(archive, answer.signer.strip(), answer.secret)
-    form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
-                opinion=answer.opinion,
-                departments=tuple(getattr(answer, "countersign_departments", []) or ()))
-    check = check_form(FILING_CHAIN, waiting, form, signer=signer, secret_ok=signer is not None,
-                       submitter_id=filing.submitter_id, decisions=decisions)
-    with new_session(archive.engine) as session:
-        current = get_filing(session, filing_id=filing.id)
-        if current.form_attempts != attempt:  # this answer was counted before a restart
-            return
-        if check.ok:
-            record_decision(session, request_key=key, revision=filing.revision,
-                            step=waiting.step.name, signer_id=form.signer_id, check=check,
-                            decision=form.decision, opinion=form.opinion)
-        else:
-            record_refusal(session, request_key=key, revision=filing.revision,
-                           step=waiting.step.name, signer_id=form.signer_id, reason=check.reason)
-            get_run_logger().warning("form refused on %s: %s", key, check.reason)
+    filing_id = filing.id
+
+    def claim(session: Session, attempt: int) -> bool:
+        current = get_filing(session, filing_id=filing_id)
+        if current.form_attempts != attempt:  # counted before a restart
+            return False
         current.form_attempts += 1
         touch(current)
         session.add(current)
-        session.commit()
+        return True
+
+    request = SigningRequest(
+        chain=FILING_CHAIN, request_key=request_key(filing_id), revision=filing.revision,
+        attempt=filing.form_attempts, title=f"报批 Filing #{filing_id} (revision "
+        f"{filing.revision})", subject=filing.subject, serial=filing.current_serial,
+        pdf_url=archive.presigned_url(filing.current_serial), submitter_id=filing.submitter_id,
+    )
+    take_signature(archive.engine, request, waiting, decisions, claim_attempt=claim,
+                   run_id=run_id, mode=mode, poll_interval=poll_interval)
 
 
 def _await_revision(
@@ -204,7 +160,7 @@ def _await_revision(
     answer = wait_for_form(ResubmitForm, description=description,
                            key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
                            mode=mode, poll_interval=poll_interval)
-    signer = _identify(archive, answer.signer.strip(), answer.secret)
+    signer = identify(archive.engine, answer.signer.strip(), answer.secret)
     with new_session(archive.engine) as session:
         current = get_filing(session, filing_id=filing.id)
         if current.form_attempts != attempt:
@@ -278,7 +234,7 @@ def _confirm_ui_submission(
                          f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
                          "with their user id and secret."),
             key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval)
-        signer = _identify(archive, answer.signer.strip(), answer.secret)
+        signer = identify(archive.engine, answer.signer.strip(), answer.secret)
         if signer is not None and signer.user_id == submitter:
             break
         with new_session(archive.engine) as session:
