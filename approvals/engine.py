@@ -266,7 +266,8 @@ def take_signature(
         names=user_names(engine, [d.signer_id for d in decisions]), last_refusal=last_refusal,
     )
     form_type: type[SignForm] = NamingForm if waiting.step.names_countersigners else SignForm
-    key = f"{request.request_key.replace(':', '-')}-r{request.revision}-f{request.attempt}"
+    base = request.request_key.replace(":", "-").lower()  # Prefect keys: [a-z0-9-]
+    key = f"{base}-r{request.revision}-f{request.attempt}"
     answer = wait_for_form(form_type, description=description, key=key, mode=mode,
                            poll_interval=poll_interval)
     signer = identify(engine, answer.signer.strip(), answer.secret)

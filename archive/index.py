@@ -142,3 +142,16 @@ def log_access(
 ) -> None:
     session.add(AccessLogEntry(user_id=user_id[:64], action=action, target=target[:255],
                                allowed=allowed, reason=reason))
+
+
+def mark_superseded(session: Session, *, subject_keys: list[str], below_revision: int) -> int:
+    """Mark the index rows of earlier revisions of these subjects superseded."""
+    rows = session.exec(select(ArchiveEntry).where(
+        col(ArchiveEntry.subject_key).in_(subject_keys),
+        ArchiveEntry.revision < below_revision, ArchiveEntry.status == "current"))
+    count = 0
+    for row in rows:
+        row.status = "superseded"
+        session.add(row)
+        count += 1
+    return count

@@ -102,6 +102,17 @@ class RebuildReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def is_document_key(key: str) -> bool:
+    """Whether ``key`` has the archive's layout ``<branch>/<type>/<yyyy>/<serial>.pdf``."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.endswith(".pdf"):
+        return False
+    try:
+        return parse_serial(name[:-4]).object_key == key
+    except BadInput:
+        return False
+
+
 def validate_month(month: str, *, column: str = "--month") -> str:
     try:
         datetime.strptime(month, "%Y-%m")
@@ -397,6 +408,8 @@ class Archive:
             report.checked += 1
             self._verify_entry(entry, report)
         for version in self.store.versions():
+            if not is_document_key(version.key):
+                continue  # other data in the bucket (e.g. crm/ exports) is not archive
             if version.is_latest and version.key not in indexed_keys:
                 report.problems.append(f"{version.key}: object in the bucket but not in the index")
         numbers: dict[tuple[str, str, int], set[int]] = defaultdict(set)
@@ -444,7 +457,8 @@ class Archive:
         report = RebuildReport()
         oldest: dict[str, str] = {}
         for version in self.store.versions():
-            oldest[version.key] = version.version_id  # listing is newest first per key
+            if is_document_key(version.key):
+                oldest[version.key] = version.version_id  # listing is newest first per key
         entries: list[ArchiveEntry] = []
         for key, version_id in sorted(oldest.items()):
             info = self.store.stat(key, version_id=version_id)

@@ -390,6 +390,45 @@ def cmd_payroll_compute(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_payroll_reopen(args: argparse.Namespace) -> int:
+    """A closed month may be corrected only after the branch manager reopens it (audited)."""
+    from approvals.audit import append_audit
+    from brokerflow.db import new_session
+    from brokerflow.payroll.records import latest_run, set_status
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    if not args.reason.strip():
+        raise BadInput("a reason is required", column="--reason")
+    if "branch_manager" not in actor.roles or actor.branch != args.branch:
+        raise archive._deny(actor, "reopen", f"payroll {args.branch} {args.month}",
+                            "only the branch's branch manager may reopen a closed month")
+    with new_session(archive.engine) as session:
+        run = latest_run(session, branch=args.branch, month=args.month)
+        if run is None or run.status != "closed":
+            raise BadInput(f"{args.branch} {args.month} is not closed "
+                           f"({run.status if run else 'never computed'})", column="--month")
+        set_status(session, run=run, status="reopened")
+        append_audit(session, actor_id=actor.user_id, action="payroll-reopened",
+                     request_key=f"payroll:{args.branch}:{args.month}",
+                     details={"revision": run.revision, "reason": args.reason.strip()})
+        session.commit()
+    print(f"{args.branch} {args.month} reopened; the next closing run computes revision "
+          f"{run.revision + 1}")
+    return 0
+
+
+def cmd_payroll_close(args: argparse.Namespace) -> int:
+    """Start the monthly-closing deployment for a branch and month."""
+    parameters: dict[str, Any] = {"branch": args.branch, "month": args.month}
+    if args.data:
+        parameters["data_dir"] = str(Path(args.data).resolve())
+    if args.policy:
+        parameters["policy"] = str(Path(args.policy).resolve())
+    print(f"flow run {start_deployment('monthly-closing/monthly-closing', parameters)}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from brokerflow.serving import serve_declared
 
@@ -511,6 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     compute.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
     compute.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     compute.set_defaults(handler=cmd_payroll_compute)
+    close = payroll.add_parser("close", help="start the monthly closing (sign-off) on Prefect")
+    close.add_argument("--branch", required=True)
+    close.add_argument("--month", required=True, help="YYYY-MM")
+    close.add_argument("--data", metavar="DIR", help="CRM export directory "
+                       "(default: crm/<branch>/<YYYY-MM>/ in the bucket)")
+    close.add_argument("--policy", metavar="FILE")
+    close.set_defaults(handler=cmd_payroll_close)
+    reopen = payroll.add_parser("reopen", parents=[acting],
+                                help="reopen a closed month for correction (branch manager)")
+    reopen.add_argument("--branch", required=True)
+    reopen.add_argument("--month", required=True, help="YYYY-MM")
+    reopen.add_argument("--reason", required=True)
+    reopen.set_defaults(handler=cmd_payroll_reopen)
 
     serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
     serve.set_defaults(handler=cmd_serve)

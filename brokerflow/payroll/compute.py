@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.errors import BadInput
-from brokerflow.payroll.inputs import Month, iter_clients, read_staff, read_state
+from brokerflow.payroll.inputs import CarriedState, Month, iter_clients, read_staff, read_state
 from brokerflow.payroll.policy import Policy, load_policy
 from brokerflow.payroll.rules import (
     PayLine,
@@ -42,8 +42,10 @@ def _find(data_dir: Path, stem: str) -> Path:
 def compute_from_directory(
     *, month: str, data_dir: Path, policy: Policy | Path,
     progress: Callable[[int], None] | None = None,
+    state: dict[str, CarriedState] | None = None,
 ) -> PayrollResult:
-    """The payroll of ``month`` from ``DIR/staff``, ``DIR/clients`` and ``DIR/state.json``."""
+    """The payroll of ``month`` from ``DIR/staff``, ``DIR/clients`` and ``DIR/state.json``
+    (or the opening ``state`` given)."""
     try:
         Month.parse(month)
     except ValueError:
@@ -58,7 +60,8 @@ def compute_from_directory(
         iter_clients(clients_path, on_row=progress), month=month, policy=rules,
         staff_ids={s.cm_id for s in all_staff}, file=str(clients_path),
     )
-    state = read_state(data_dir / "state.json")
+    if state is None:
+        state = read_state(data_dir / "state.json")
     return compute_payroll(month=month, staff=staff, figures=figures, policy=rules, state=state)
 
 

@@ -1,0 +1,270 @@
+"""The monthly closing (seed 001 第十二条–第三十条; seed 002 第十五条) as a Prefect flow.
+
+Load the month's CRM export (a directory, or ``crm/<branch>/<YYYY-MM>/`` in the bucket),
+compute every CM's pay, store lines and carried state in one transaction, render and archive
+《营业部客户经理薪酬月报表》 (PAY), collect the sign-off chief accountant → deputy manager →
+branch manager through the approval engine, then archive the signed report (PAS) as filed with
+the brokerage business office.  A closed month is refused until a branch manager reopens it.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow
+from prefect.context import get_run_context
+from sqlmodel import Session, select
+
+from approvals.audit import append_audit
+from approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
+from approvals.engine import (
+    SigningRequest,
+    WaitMode,
+    clear_waiting,
+    load_decisions,
+    take_signature,
+    user_names,
+)
+from archive.index import mark_superseded
+from archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.db import new_session
+from brokerflow.errors import BadInput, BrokerflowError, NotFound
+from brokerflow.models import PayrollRun, User, UserRole
+from brokerflow.payroll.compute import compute_from_directory
+from brokerflow.payroll.inputs import Month, read_state
+from brokerflow.payroll.policy import DEFAULT_POLICY
+from brokerflow.payroll.records import (
+    demotion_due,
+    latest_run,
+    opening_state,
+    record_run,
+    run_lines,
+    set_status,
+)
+from brokerflow.roster import UserView, get_user_view
+from brokerflow.settings import load_settings
+from flows.archive_document import shared_renderer
+
+CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
+
+
+class MonthClosed(BrokerflowError):
+    """The month's sign-off is complete; a correction needs ``payroll reopen``."""
+
+    exit_code = 2
+
+
+def previous_month(now: datetime | None = None) -> str:
+    today = now or datetime.now(ZoneInfo("Asia/Shanghai"))
+    return str(Month(today.year, today.month).minus(1))
+
+
+def request_key(branch: str, month: str) -> str:
+    return f"payroll:{branch}:{month}"
+
+
+def _preparer(archive: Archive, branch: str) -> UserView:
+    """Who the PAY is archived as: the branch's chief accountant (财务部 prepares it)."""
+    with new_session(archive.engine) as session:
+        user_id = session.exec(
+            select(User.user_id).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
+            .where(User.branch == branch, UserRole.role == "chief_accountant")
+            .order_by(User.user_id)
+        ).first()
+        view = get_user_view(session, user_id) if user_id else None
+    if view is None:
+        raise NotFound(f"branch {branch} has no chief_accountant on the roster")
+    return view
+
+
+def _fetch_export(archive: Archive, branch: str, month: str, target: Path) -> Path:
+    """Download ``crm/<branch>/<month>/`` from the bucket into ``target``."""
+    prefix = f"crm/{branch}/{month}/"
+    found = 0
+    for name in CRM_FILES:
+        try:
+            data = archive.store.get(prefix + name)
+        except NotFound:
+            continue
+        (target / name).write_bytes(data)
+        found += 1
+    if not found:
+        raise BadInput(f"no CRM export under s3://{archive.store.bucket}/{prefix}",
+                       file=prefix)
+    return target
+
+
+def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
+                        policy: str | None, run_id: str) -> PayrollRun:
+    with tempfile.TemporaryDirectory(prefix="brokerflow-crm-") as tmp:
+        source = Path(data_dir) if data_dir else _fetch_export(archive, branch, month,
+                                                                Path(tmp))
+        policy_path = Path(policy) if policy else DEFAULT_POLICY
+        with new_session(archive.engine) as session:
+            state = opening_state(session, branch=branch, month=month,
+                                  exported=read_state(source / "state.json"))
+        result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
+                                        state=state)
+    with new_session(archive.engine) as session:
+        demoted = demotion_due(session, branch=branch, result=result)
+        run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
+                         history_flags={cm: ["demotion_due"] for cm in demoted})
+        append_audit(session, actor_id="system", action="payroll-computed",
+                     request_key=request_key(branch, month),
+                     details={"revision": run.revision, "lines": len(result.lines),
+                              "totals": json.loads(run.totals)})
+        session.commit()
+    return run
+
+
+def _report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
+                 signatures: list[dict[str, str]], draft_serial: str = "") -> dict[str, Any]:
+    return {
+        "branch": run.branch,
+        "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
+        "body": {"month": run.month, "totals": json.loads(run.totals), "draft_serial":
+                 draft_serial,
+                 "lines": [{**line, "flags": [*line["flags"], *line["history_flags"]]}
+                           for line in lines]},
+        "signatures": signatures,
+    }
+
+
+def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
+                    data: dict[str, Any], actor: UserView, suffix: str = "") -> str:
+    spec = DocumentSpec(branch=run.branch, doc_type=doc_type, subject=data["subject"],
+                        subject_key=request_key(run.branch, run.month) + suffix,
+                        revision=run.revision, month=run.month,
+                        source=f"closing {run.branch} {run.month}")
+
+    def render(serial: str) -> bytes:
+        return shared_renderer().render_pdf(doc_type, {**data, "serial": serial})
+
+    return archive.archive_rendered(spec, render, actor=actor).serial
+
+
+def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: str | None,
+                       policy: str | None, run_id: str) -> PayrollRun:
+    with new_session(archive.engine) as session:
+        latest = latest_run(session, branch=branch, month=month)
+    if latest is not None and latest.flow_run_id == run_id:
+        return latest  # this flow run was re-executed (suspension, restart)
+    if latest is not None and latest.status == "closed":
+        raise MonthClosed(f"{branch} {month} is closed (signed as {latest.signed_serial}); "
+                          "a correction needs 'brokerflow payroll reopen' by the branch manager")
+    if latest is not None and latest.status in ("draft", "signing"):
+        with new_session(archive.engine) as session:
+            old = session.get(PayrollRun, latest.id)
+            assert old is not None
+            set_status(session, run=old, status="superseded")
+            session.commit()
+    return _compute_and_record(archive, branch=branch, month=month, data_dir=data_dir,
+                               policy=policy, run_id=run_id)
+
+
+@flow(name="monthly-closing", persist_result=True)
+def monthly_closing(
+    branch: str,
+    month: str | None = None,
+    data_dir: str | None = None,
+    policy: str | None = None,
+    wait: WaitMode = "suspend",
+    poll_interval: float = 10.0,
+) -> str:
+    """Close ``branch``'s ``month`` (default: the previous month); returns the PAS serial,
+    or the status the sign-off ended with."""
+    month = month or previous_month()
+    Month.parse(month)
+    archive = open_archive(load_settings())
+    context = get_run_context()
+    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
+                             policy=policy, run_id=run_id)
+    assert run.id is not None
+    run_pk = run.id
+    key = request_key(branch, month)
+    preparer = _preparer(archive, branch)
+    with new_session(archive.engine) as session:
+        lines = run_lines(session, run_id=run_pk)
+    if not run.pay_serial:
+        serial = _archive_report(archive, run, "PAY", _report_data(run, lines, signatures=[]),
+                                 preparer)
+        with new_session(archive.engine) as session:
+            current = session.get(PayrollRun, run_pk)
+            assert current is not None
+            current.pay_serial = serial
+            set_status(session, run=current, status="signing")
+            mark_superseded(session, subject_keys=[key, key + ":signed"],
+                            below_revision=run.revision)
+            session.commit()
+    while True:
+        with new_session(archive.engine) as session:
+            run = session.get(PayrollRun, run_pk)  # type: ignore[assignment]
+            assert run is not None
+            decisions = load_decisions(session, request_key=key, revision=run.revision)
+        if run.status == "closed":
+            return run.signed_serial
+        state = progress(PAYROLL_CHAIN, decisions)
+        if isinstance(state, Waiting):
+
+            def claim(session: Session, attempt: int) -> bool:
+                current = session.get(PayrollRun, run_pk)
+                assert current is not None
+                if current.form_attempts != attempt:
+                    return False
+                current.form_attempts += 1
+                session.add(current)
+                return True
+
+            request = SigningRequest(
+                chain=PAYROLL_CHAIN, request_key=key, revision=run.revision,
+                attempt=run.form_attempts,
+                title=f"营业部客户经理薪酬月报表 {branch} {month} (revision {run.revision})",
+                subject=f"{month} payroll: gross {json.loads(run.totals)['gross']}, net "
+                        f"{json.loads(run.totals)['net_pay']}, {len(lines)} staff",
+                serial=run.pay_serial, pdf_url=archive.presigned_url(run.pay_serial),
+                submitter_id="",  # prepared by the system; the chief accountant signs first
+                branch=branch,
+            )
+            take_signature(archive.engine, request, state, decisions, claim_attempt=claim,
+                           run_id=run_id, mode=wait, poll_interval=poll_interval)
+            continue
+        return _finish(archive, run, state, decisions, lines, preparer)
+
+
+def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[Any],
+            lines: list[dict[str, Any]], preparer: UserView) -> str:
+    assert run.id is not None
+    key = request_key(run.branch, run.month)
+    if state.outcome != "approved":
+        with new_session(archive.engine) as session:
+            current = session.get(PayrollRun, run.id)
+            assert current is not None
+            set_status(session, run=current, status=state.outcome)
+            clear_waiting(session, request_key=key)
+            append_audit(session, actor_id="system", action="payroll-" + state.outcome,
+                         request_key=key, details={"revision": run.revision})
+            session.commit()
+        return state.outcome
+    names = user_names(archive.engine, [d.signer_id for d in decisions])
+    signatures = [{"role": PAYROLL_CHAIN.step(d.step).label, "name": names[d.signer_id],
+                   "decision": d.decision, "time": d.at, "opinion": d.opinion}
+                  for d in decisions]
+    data = _report_data(run, lines, signatures=signatures, draft_serial=run.pay_serial)
+    data["subject"] = f"{run.month} 客户经理薪酬（已签批，报经纪业务综合室备案）"
+    serial = _archive_report(archive, run, "PAS", data, preparer, suffix=":signed")
+    with new_session(archive.engine) as session:
+        current = session.get(PayrollRun, run.id)
+        assert current is not None
+        current.signed_serial = serial
+        set_status(session, run=current, status="closed")
+        clear_waiting(session, request_key=key)
+        append_audit(session, actor_id="system", action="payroll-closed", request_key=key,
+                     details={"revision": run.revision, "pay": run.pay_serial, "pas": serial})
+        session.commit()
+    return serial
