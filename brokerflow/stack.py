@@ -111,12 +111,8 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
         return 0
     finally:
         for child in (worker, prefect):
-            if child is not None and child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            if child is not None:
+                stop_process_group(child)
         if s3_server is not None:
             s3_server.stop()
         state_file.unlink(missing_ok=True)
@@ -131,14 +127,32 @@ def _start_prefect(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
     log = (home / "prefect-server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         wait_for_http(f"http://{host}:{port}/api/health", timeout=120)
     except TimeoutError as exc:
-        process.terminate()
+        stop_process_group(process)
         raise BrokerflowError(f"the Prefect server did not start: see {log.name}") from exc
     return process
+
+
+def stop_process_group(child: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a child started in its own session, with everything it started (uvicorn, runs)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=timeout)
+            if sig == signal.SIGTERM:
+                os.killpg(child.pid, signal.SIGKILL)  # stragglers of the group
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            pass
+        return
 
 
 def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
@@ -151,7 +165,7 @@ def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
     log = (home / "serve.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", "serve"],
                             cwd=PREFECT_YAML.parent, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -30,7 +30,7 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port)],
         env=_clean_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True,
+        text=True, start_new_session=True,
     )
     lines: list[str] = []
     try:
@@ -64,11 +64,15 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         second = subprocess.run([*console_script(), "up"], env=_clean_env(tmp_path / "home"),
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "already running" in second.stdout
-        process.send_signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
         assert process.wait(timeout=60) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
+        if process.poll() is None:  # a failed assertion: take the whole stack down
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
     assert not port_in_use("127.0.0.1", prefect_port)
     assert not (tmp_path / "home" / "stack.json").exists()
 
