@@ -162,6 +162,7 @@ def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PREFECT_HOME=str(home / "prefect"),
                PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_API_URL=f"http://{host}:{port}/api")
+    env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # resumed runs start ~2 s sooner
     log = (home / "serve.log").open("ab")
     return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", "serve"],
                             cwd=PREFECT_YAML.parent, env=env, stdout=log,
