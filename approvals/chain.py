@@ -32,6 +32,7 @@ class Step:
 class Chain:
     name: str
     steps: tuple[Step, ...]
+    distinct_signers: bool = True  # nobody signs two steps of one request (revision)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -52,6 +53,7 @@ class Decision:
     at: str = ""
     department: str | None = None  # countersign: the department signed for
     departments: tuple[str, ...] = ()  # the naming step: departments that must countersign
+    details: tuple[tuple[str, str], ...] = ()  # step-specific form fields (never the secret)
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,8 @@ def progress(chain: Chain, decisions: Sequence[Decision]) -> Waiting | Finished:
                 return Waiting(step, tuple(sorted(step.roles)))
             continue
         done = tuple(sorted({d.department for d in signed if d.department}))
-        remaining = tuple(sorted(set(departments) - set(done)))
+        required = step.roles or frozenset(departments)  # fixed, or named earlier
+        remaining = tuple(sorted(set(required) - set(done)))
         if remaining:
             return Waiting(step, remaining, done)
     return Finished("approved")
@@ -144,7 +147,8 @@ def check_form(
         return FormCheck(False, f"an opinion is required to {form.decision}")
     if signer.user_id == submitter_id:
         return FormCheck(False, f"{signer.user_id} submitted this request and may not sign it")
-    if any(d.signer_id == signer.user_id for d in decisions):
+    if any(d.signer_id == signer.user_id and (chain.distinct_signers or d.step == waiting.step.name)
+           for d in decisions):
         return FormCheck(False, f"{signer.user_id} has already signed a step of this request")
     open_roles = sorted(set(waiting.may_sign) & signer.roles)
     if not open_roles:
@@ -179,7 +183,7 @@ FILING_CHAIN = Chain(
         Step("office_receive", "经纪业务综合室 接收转报", frozenset({"brokerage_office"})),
         Step("channel_review", "渠道管理部 审核并注明会签部门", frozenset({"channel_dept"}),
              names_countersigners=True),
-        Step("countersign", "会签部门 会签", kind="countersign"),
+        Step("countersign", "会签部门 会签", kind="countersign"),  # departments named above
         Step("office_complete", "经纪业务综合室 协助走完报备流程",
              frozenset({"brokerage_office"})),
         Step("vp_instruction", "主管副总裁 批示", frozenset({"vp"})),
@@ -195,4 +199,20 @@ PAYROLL_CHAIN = Chain(
         Step("deputy_manager", "副经理 审核", frozenset({"deputy_manager"})),
         Step("branch_manager", "营业部经理 签批", frozenset({"branch_manager"})),
     ),
+)
+
+
+#: 客户归属确认 (seed 001 第三十一条): first review by counter clerk or back office → trading dept
+#: manager review → finance manager and branch manager (both, any order) → trading dept manager
+#: enters the attribution.  The trading dept manager signs two steps by design.
+ATTRIBUTION_CHAIN = Chain(
+    name="attribution",
+    steps=(
+        Step("first_review", "柜台/后勤 初审", frozenset({"counter_clerk", "backoffice"})),
+        Step("trading_review", "交易部经理 复核", frozenset({"trading_manager"})),
+        Step("finance_and_branch", "财务经理、营业部经理 签字",
+             frozenset({"finance_manager", "branch_manager"}), kind="countersign"),
+        Step("trading_entry", "交易部经理 录入归属", frozenset({"trading_manager"})),
+    ),
+    distinct_signers=False,
 )

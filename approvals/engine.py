@@ -8,6 +8,7 @@ suspension or a restart asks for the same form again and Prefect hands back the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,8 @@ def load_decisions(session: Session, *, request_key: str, revision: int) -> list
     return [
         Decision(step=r.step, signer_id=r.signer_id, role=r.role, decision=r.decision,
                  opinion=r.opinion, at=_local(r.decided_at), department=r.department,
-                 departments=tuple(d for d in r.departments.split(";") if d))
+                 departments=tuple(d for d in r.departments.split(";") if d),
+                 details=tuple(sorted(json.loads(r.details or "{}").items())))
         for r in rows
     ]
 
@@ -58,13 +60,14 @@ def _zone() -> Any:
 
 def record_decision(
     session: Session, *, request_key: str, revision: int, step: str, signer_id: str,
-    check: FormCheck, decision: str, opinion: str,
+    check: FormCheck, decision: str, opinion: str, details: dict[str, str] | None = None,
 ) -> ApprovalDecision:
     """Count a checked form and audit it (caller commits)."""
     row = ApprovalDecision(
         request_key=request_key, revision=revision, step=step, signer_id=signer_id,
         role=check.role, decision=decision, opinion=opinion.strip(),
         department=check.department, departments=";".join(check.departments),
+        details=json.dumps(details or {}, ensure_ascii=False, sort_keys=True),
     )
     session.add(row)
     session.flush()
@@ -73,7 +76,7 @@ def record_decision(
                  details={"revision": revision, "step": step, "role": check.role,
                           "decision": decision, "opinion": row.opinion,
                           "department": check.department, "departments": list(check.departments),
-                          "decision_id": row.id})
+                          "details": details or {}, "decision_id": row.id})
     waiting = session.get(WaitingStep, request_key)
     if waiting is not None:
         session.delete(waiting)
@@ -205,6 +208,15 @@ def waiting_summary(waiting: Waiting) -> str:
 # --------------------------------------------------------------------------- one signature
 
 
+BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
+                              "countersign_departments"})
+
+
+def form_details(answer: Any) -> dict[str, str]:
+    """The step-specific fields of a form answer, as text (the secret never among them)."""
+    return {k: str(v) for k, v in answer.model_dump().items() if k not in BASE_FORM_FIELDS}
+
+
 def identify(engine: Engine, signer_id: str, secret: str) -> UserView | None:
     """The roster user when ``secret`` verifies, else None (never raises, never logs it)."""
     with Session(engine) as session:
@@ -236,6 +248,8 @@ class SigningRequest:
     pdf_url: str
     submitter_id: str
     branch: str | None = None  # signers must be staff of this branch (branch-signed chains)
+    form_type: type[SignForm] | None = None  # a step-specific form with more fields
+    extra_check: Callable[[Any], str | None] | None = None  # refusal reason for those fields
 
 
 def take_signature(
@@ -248,8 +262,8 @@ def take_signature(
     run_id: str,
     mode: WaitMode,
     poll_interval: float,
-) -> bool:
-    """Wait for one form on ``waiting``; count it or record why not.  True when counted.
+) -> SignForm | None:
+    """Wait for one form on ``waiting``; count it or record why not.  The form when counted.
 
     ``claim_attempt(session, attempt)`` advances the owner's form counter inside the
     recording transaction and returns False when that form was already processed (a re-run
@@ -265,7 +279,8 @@ def take_signature(
         pdf_url=request.pdf_url, waiting=waiting, decisions=decisions,
         names=user_names(engine, [d.signer_id for d in decisions]), last_refusal=last_refusal,
     )
-    form_type: type[SignForm] = NamingForm if waiting.step.names_countersigners else SignForm
+    form_type: type[SignForm] = request.form_type or (
+        NamingForm if waiting.step.names_countersigners else SignForm)
     base = request.request_key.replace(":", "-").lower()  # Prefect keys: [a-z0-9-]
     key = f"{base}-r{request.revision}-f{request.attempt}"
     answer = wait_for_form(form_type, description=description, key=key, mode=mode,
@@ -277,17 +292,21 @@ def take_signature(
     check = check_form(request.chain, waiting, form, signer=signer,
                        secret_ok=signer is not None, submitter_id=request.submitter_id,
                        decisions=decisions, branch=request.branch)
+    if check.ok and request.extra_check is not None:
+        problem = request.extra_check(answer)
+        if problem:
+            check = FormCheck(False, problem)
     with Session(engine) as session:
         if not claim_attempt(session, request.attempt):
-            return False
+            return None
         if check.ok:
             record_decision(session, request_key=request.request_key,
                             revision=request.revision, step=waiting.step.name,
                             signer_id=form.signer_id, check=check, decision=form.decision,
-                            opinion=form.opinion)
+                            opinion=form.opinion, details=form_details(answer))
         else:
             record_refusal(session, request_key=request.request_key, revision=request.revision,
                            step=waiting.step.name, signer_id=form.signer_id,
                            reason=check.reason)
         session.commit()
-    return check.ok
+    return answer if check.ok else None

@@ -98,3 +98,28 @@ def _md(text: str) -> str:
     for ch in "*_`[]#":
         out = out.replace(ch, "\\" + ch)
     return out.replace("\n", " ")
+
+
+class PreregisterForm(RunInput):
+    """预约登记 from the Prefect UI (back-office support).  The ID number is deleted from
+    Prefect's database right after it is read; only a keyed hash and the last 4 are kept."""
+
+    signer: str = Field(default="", description="your user id (back-office support)")
+    secret: str = Field(default="", description="your secret or one-time code")
+    cm: str = Field(default="", description="the CM (营销经理) the client comes with")
+    client_name: str = Field(default="", description="客户姓名")
+    id_number: str = Field(default="", description="18-digit resident ID number")
+    asset_size: str = Field(default="0", description="expected assets (元)")
+
+
+class ConflictReviewForm(SignForm):
+    """Trading dept manager's review of a conflicting claim: keep the existing attribution
+    (decision reject) or transfer the client (decision approve); the opinion is the reason."""
+
+    resolution: Literal["", "keep", "transfer"] = ""
+
+
+class EntryForm(SignForm):
+    """The trading dept manager enters the attribution with the client's account number."""
+
+    client_id: str = Field(default="", description="客户号 / fund account in the CRM")

@@ -429,6 +429,140 @@ def cmd_payroll_close(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attribution_preregister(args: argparse.Namespace) -> int:
+    from approvals.attributions import preregister
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    with new_session(archive.engine) as session:
+        attribution = preregister(session, registrar=actor, cm_id=args.cm,
+                                  client_name=args.client_name, id_number=args.id_number,
+                                  asset_size=args.asset_size,
+                                  hash_key=archive.settings.secret_key)
+        session.commit()
+    note = (f" — CONFLICT with attribution #{attribution.conflict_with}: the trading dept "
+            "manager must resolve it" if attribution.status == "conflict" else "")
+    print(f"attribution {attribution.id} {attribution.status}{note}")
+    if not args.no_start:
+        run = start_deployment("client-attribution/client-attribution",
+                               {"attribution_id": attribution.id})
+        print(f"flow run {run}")
+    return 0
+
+
+def _attribution_json(session: Any, attribution: Any) -> dict[str, Any]:
+    from brokerflow.idnumbers import mask_last4
+    from brokerflow.models import ClientIdentity
+
+    identity = session.get(ClientIdentity, attribution.id_hash)
+    return {
+        "id": attribution.id, "client_id": attribution.client_id,
+        "client_name": identity.name if identity else "",
+        "id_number": mask_last4(identity.id_last4) if identity else "",
+        "malicious": bool(identity and identity.malicious),
+        "cm_id": attribution.cm_id, "branch": attribution.branch, "team": attribution.team,
+        "status": attribution.status, "asset_size": attribution.asset_size,
+        "conflict_with": attribution.conflict_with, "resolution": attribution.resolution,
+        "confirmation_serial": attribution.confirmation_serial,
+        "created_at": attribution.created_at.isoformat(),
+        "effective_at": attribution.effective_at.isoformat() if attribution.effective_at
+        else None,
+        "ended_at": attribution.ended_at.isoformat() if attribution.ended_at else None,
+    }
+
+
+def _attribution_visible(actor: Any, attribution: Any) -> bool:
+    from archive.access import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES
+
+    if actor.is_head_office:
+        return True
+    if actor.branch != attribution.branch:
+        return False
+    if actor.has_any(BRANCH_MANAGEMENT_ROLES | {"backoffice", "counter_clerk"}):
+        return True
+    if actor.has_any(TEAM_LEADER_ROLES) and attribution.team == actor.team:
+        return True
+    return bool(attribution.cm_id == actor.user_id)
+
+
+def cmd_attribution_show(args: argparse.Namespace) -> int:
+    from sqlmodel import col, or_, select
+
+    from brokerflow.db import new_session
+    from brokerflow.models import Attribution
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    with new_session(archive.engine) as session:
+        query = select(Attribution).where(Attribution.client_id == args.client_id)
+        if args.client_id.isdigit():
+            query = select(Attribution).where(or_(col(Attribution.client_id) == args.client_id,
+                                                  col(Attribution.id) == int(args.client_id)))
+        rows = [a for a in session.exec(query.order_by(col(Attribution.id)))
+                if _attribution_visible(actor, a)]
+        data = [_attribution_json(session, a) for a in rows]
+    if not data:
+        raise BrokerflowError(f"no attribution of {args.client_id} that you may see")
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_attribution_list(args: argparse.Namespace) -> int:
+    from sqlmodel import col, select
+
+    from approvals.attributions import month_end
+    from brokerflow.db import new_session
+    from brokerflow.models import Attribution
+    from brokerflow.payroll.inputs import Month
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    with new_session(archive.engine) as session:
+        query = select(Attribution)
+        if args.cm:
+            query = query.where(Attribution.cm_id == args.cm)
+        if args.status:
+            query = query.where(Attribution.status == args.status)
+        rows = [a for a in session.exec(query.order_by(col(Attribution.id)))
+                if _attribution_visible(actor, a)]
+        if args.month:
+            try:
+                start = month_end(str(Month.parse(args.month).minus(1)))
+                end = month_end(args.month)
+            except ValueError:
+                raise BadInput("month must be YYYY-MM", column="--month") from None
+            rows = [a for a in rows if a.effective_at is not None
+                    and start <= _utc(a.effective_at) < end]
+        data = [_attribution_json(session, a) for a in rows]
+    if args.format == "json":
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        for a in data:
+            print(f"{a['id']}\t{a['status']}\t{a['cm_id']}\t{a['client_id'] or '-'}\t"
+                  f"{a['client_name']}\t{a['id_number']}")
+    return 0
+
+
+def _utc(at: Any) -> Any:
+    from datetime import UTC
+
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def cmd_attribution_flag_malicious(args: argparse.Namespace) -> int:
+    from approvals.attributions import flag_malicious
+    from brokerflow.db import new_session
+
+    archive = _archive(args)
+    actor = archive.authenticate(*_acting_user(args))
+    with new_session(archive.engine) as session:
+        flag_malicious(session, client_id=args.client_id, reason=args.reason, actor=actor)
+        session.commit()
+    print(f"client {args.client_id} flagged as a malicious account opening; it never counts")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from brokerflow.serving import serve_declared
 
@@ -563,6 +697,34 @@ def build_parser() -> argparse.ArgumentParser:
     reopen.add_argument("--month", required=True, help="YYYY-MM")
     reopen.add_argument("--reason", required=True)
     reopen.set_defaults(handler=cmd_payroll_reopen)
+
+    attribution = sub.add_parser("attribution", help="client attribution (客户归属确认)"
+                                 ).add_subparsers(dest="attribution_command", required=True)
+    prereg = attribution.add_parser("preregister", parents=[acting],
+                                    help="预约登记 (back-office support)")
+    prereg.add_argument("--cm", required=True)
+    prereg.add_argument("--client-name", required=True)
+    prereg.add_argument("--id-number", required=True,
+                        help="18-digit resident ID; stored only as a keyed hash + last 4")
+    prereg.add_argument("--asset-size", required=True)
+    prereg.add_argument("--no-start", action="store_true",
+                        help="only record it; do not start the verification on Prefect")
+    prereg.set_defaults(handler=cmd_attribution_preregister)
+    show = attribution.add_parser("show", parents=[acting],
+                                  help="a client's attributions (by account, or #id)")
+    show.add_argument("client_id", metavar="CLIENT_ID")
+    show.set_defaults(handler=cmd_attribution_show)
+    alist = attribution.add_parser("list", parents=[acting], help="attributions")
+    alist.add_argument("--cm")
+    alist.add_argument("--month", help="effective in YYYY-MM")
+    alist.add_argument("--status")
+    alist.add_argument("--format", choices=["text", "json"], default="text")
+    alist.set_defaults(handler=cmd_attribution_list)
+    malicious = attribution.add_parser("flag-malicious", parents=[acting],
+                                       help="恶意开户: the client never counts (trading manager)")
+    malicious.add_argument("client_id", metavar="CLIENT_ID")
+    malicious.add_argument("--reason", required=True)
+    malicious.set_defaults(handler=cmd_attribution_flag_malicious)
 
     serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
     serve.set_defaults(handler=cmd_serve)

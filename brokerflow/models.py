@@ -180,6 +180,7 @@ class ApprovalDecision(SQLModel, table=True):
     opinion: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
     department: str | None = Field(default=None, max_length=64)
     departments: str = Field(default="", max_length=512)  # ';'-joined, on the naming step
+    details: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
     decided_at: datetime = Field(default_factory=utcnow)
 
 
@@ -273,3 +274,42 @@ class PayrollCarry(SQLModel, table=True):
     level: str = Field(default="", max_length=16)
     score: str = Field(default="", max_length=16)
     run_id: int = Field(foreign_key="payrollrun.id")
+
+
+# --------------------------------------------------------------------------- attribution
+
+
+class ClientIdentity(SQLModel, table=True):
+    """A client known only by a keyed hash of the ID number and its last four characters."""
+
+    id_hash: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=128)
+    id_last4: str = Field(max_length=4)
+    client_id: str | None = Field(default=None, index=True, max_length=64)  # CRM account
+    malicious: bool = False  # 恶意开户: never counts
+    malicious_reason: str = Field(default="", sa_column=Column(SAText, nullable=False,
+                                                               default=""))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Attribution(SQLModel, table=True):
+    """One claim that a client belongs to a CM; a change of CM is a new row, never an edit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    id_hash: str = Field(foreign_key="clientidentity.id_hash", index=True, max_length=64)
+    cm_id: str = Field(index=True, max_length=64)
+    branch: str = Field(max_length=16)
+    team: str = Field(default="", max_length=64)
+    asset_size: str = Field(max_length=32)
+    status: str = Field(default="pending", index=True, max_length=16)
+    # pending | conflict | effective | ended | rejected | returned
+    conflict_with: int | None = None  # the attribution this claim collides with
+    resolution: str = Field(default="", max_length=16)  # keep | transfer
+    client_id: str | None = Field(default=None, index=True, max_length=64)
+    registered_by: str = Field(max_length=64)
+    confirmation_serial: str = Field(default="", max_length=40)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    form_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    effective_at: datetime | None = None
+    ended_at: datetime | None = None

@@ -13,13 +13,14 @@ import json
 import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow
 from prefect.context import get_run_context
 from sqlmodel import Session, select
 
+from approvals.attributions import effective_rule
 from approvals.audit import append_audit
 from approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
 from approvals.engine import (
@@ -49,7 +50,9 @@ from brokerflow.payroll.records import (
 from brokerflow.roster import UserView, get_user_view
 from brokerflow.settings import load_settings
 from flows.archive_document import shared_renderer
+from flows.attribution import archive_confirmation_lists
 
+AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
 
 
@@ -100,7 +103,8 @@ def _fetch_export(archive: Archive, branch: str, month: str, target: Path) -> Pa
 
 
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                        policy: str | None, run_id: str) -> PayrollRun:
+                        policy: str | None, run_id: str,
+                        attribution_source: AttributionSource) -> PayrollRun:
     with tempfile.TemporaryDirectory(prefix="brokerflow-crm-") as tmp:
         source = Path(data_dir) if data_dir else _fetch_export(archive, branch, month,
                                                                 Path(tmp))
@@ -108,8 +112,10 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
         with new_session(archive.engine) as session:
             state = opening_state(session, branch=branch, month=month,
                                   exported=read_state(source / "state.json"))
+            counts = (effective_rule(session, branch=branch)
+                      if attribution_source == "database" else None)
         result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
-                                        state=state)
+                                        state=state, counts=counts)
     with new_session(archive.engine) as session:
         demoted = demotion_due(session, branch=branch, result=result)
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
@@ -149,7 +155,8 @@ def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
 
 
 def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                       policy: str | None, run_id: str) -> PayrollRun:
+                       policy: str | None, run_id: str,
+                       attribution_source: AttributionSource) -> PayrollRun:
     with new_session(archive.engine) as session:
         latest = latest_run(session, branch=branch, month=month)
     if latest is not None and latest.flow_run_id == run_id:
@@ -163,8 +170,10 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
             assert old is not None
             set_status(session, run=old, status="superseded")
             session.commit()
+    archive_confirmation_lists(archive, branch=branch, month=month)  # CML, just before
     return _compute_and_record(archive, branch=branch, month=month, data_dir=data_dir,
-                               policy=policy, run_id=run_id)
+                               policy=policy, run_id=run_id,
+                               attribution_source=attribution_source)
 
 
 @flow(name="monthly-closing", persist_result=True)
@@ -175,16 +184,22 @@ def monthly_closing(
     policy: str | None = None,
     wait: WaitMode = "suspend",
     poll_interval: float = 10.0,
+    attribution_source: AttributionSource = "database",
 ) -> str:
     """Close ``branch``'s ``month`` (default: the previous month); returns the PAS serial,
-    or the status the sign-off ended with."""
+    or the status the sign-off ended with.
+
+    Which client rows count: ``database`` — the attributions effective at each month's end
+    (the CRM's attribution_effective column is ignored); ``crm`` — that column.
+    """
     month = month or previous_month()
     Month.parse(month)
     archive = open_archive(load_settings())
     context = get_run_context()
     run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
-                             policy=policy, run_id=run_id)
+                             policy=policy, run_id=run_id,
+                             attribution_source=attribution_source)
     assert run.id is not None
     run_pk = run.id
     key = request_key(branch, month)

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.errors import BadInput
-from brokerflow.payroll.inputs import CarriedState, Month, iter_clients, read_staff, read_state
+from brokerflow.payroll.inputs import (
+    CarriedState,
+    ClientRow,
+    Month,
+    iter_clients,
+    read_staff,
+    read_state,
+)
 from brokerflow.payroll.policy import Policy, load_policy
 from brokerflow.payroll.rules import (
     PayLine,
@@ -43,6 +50,7 @@ def compute_from_directory(
     *, month: str, data_dir: Path, policy: Policy | Path,
     progress: Callable[[int], None] | None = None,
     state: dict[str, CarriedState] | None = None,
+    counts: Callable[[ClientRow], bool] | None = None,
 ) -> PayrollResult:
     """The payroll of ``month`` from ``DIR/staff``, ``DIR/clients`` and ``DIR/state.json``
     (or the opening ``state`` given)."""
@@ -58,7 +66,7 @@ def compute_from_directory(
     staff = staff_for_month(all_staff, month=month, file=str(staff_path))
     figures = fold_clients(
         iter_clients(clients_path, on_row=progress), month=month, policy=rules,
-        staff_ids={s.cm_id for s in all_staff}, file=str(clients_path),
+        staff_ids={s.cm_id for s in all_staff}, file=str(clients_path), counts=counts,
     )
     if state is None:
         state = read_state(data_dir / "state.json")

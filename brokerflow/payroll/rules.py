@@ -6,7 +6,7 @@ mgmt_score 0.01) and later formulas use the rounded value; totals are sums of ro
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -56,7 +56,8 @@ class ClientFigures:
 class ClientFolder:
     """Folds client rows into per-CM figures, checking duplicates and months on the way."""
 
-    def __init__(self, *, month: str, policy: Policy, staff_ids: set[str], file: str) -> None:
+    def __init__(self, *, month: str, policy: Policy, staff_ids: set[str], file: str,
+                 counts: Callable[[ClientRow], bool] | None = None) -> None:
         current = Month.parse(month)
         self.month = month
         self.window = {str(current), str(current.minus(1)), str(current.minus(2))}
@@ -66,6 +67,7 @@ class ClientFolder:
         self.figures: dict[str, ClientFigures] = {}
         self._seen: set[tuple[str, str]] = set()
         self._keep = Decimal(1) - policy.tax_surcharge_rate
+        self._counts = counts  # None: the CRM's attribution_effective and malicious columns
 
     def add(self, row: ClientRow) -> None:
         if row.month not in self.window:
@@ -79,7 +81,10 @@ class ClientFolder:
         if row.cm_id not in self.staff_ids:
             raise BadInput(f"cm_id {row.cm_id!r} has no row in the staff file",
                            file=self.file, row=row.row, column="cm_id")
-        if not row.attribution_effective or row.malicious:
+        if self._counts is not None:
+            if not self._counts(row):
+                return
+        elif not row.attribution_effective or row.malicious:
             return
         figures = self.figures.get(row.cm_id)
         if figures is None:
@@ -101,8 +106,10 @@ class ClientFolder:
 
 
 def fold_clients(rows: Iterable[ClientRow], *, month: str, policy: Policy,
-                 staff_ids: set[str], file: str = "clients.csv") -> dict[str, ClientFigures]:
-    folder = ClientFolder(month=month, policy=policy, staff_ids=staff_ids, file=file)
+                 staff_ids: set[str], file: str = "clients.csv",
+                 counts: Callable[[ClientRow], bool] | None = None) -> dict[str, ClientFigures]:
+    folder = ClientFolder(month=month, policy=policy, staff_ids=staff_ids, file=file,
+                          counts=counts)
     for row in rows:
         folder.add(row)
     return folder.figures

@@ -1,0 +1,194 @@
+"""Client attribution (客户归属确认, seed 001 第二十七条, 第三十一条) in the database.
+
+A client belongs to one CM at a time.  A second claim on a client with a pending or effective
+attribution is a ``conflict`` that only the trading dept manager can resolve (keep / transfer).
+A transfer is a new attribution; the old one ends when the new one becomes effective.
+Keyword-only functions taking a ``Session``; the caller commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from approvals.audit import append_audit
+from brokerflow.errors import AccessDenied, BadInput, NotFound
+from brokerflow.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
+from brokerflow.models import Attribution, ClientIdentity, User, utcnow
+from brokerflow.payroll.inputs import ClientRow, Month
+from brokerflow.roster import UserView
+
+LIVE = ("pending", "conflict", "effective")
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def request_key(attribution_id: int) -> str:
+    return f"attribution:{attribution_id}"
+
+
+def preregister(
+    session: Session, *, registrar: UserView, cm_id: str, client_name: str, id_number: str,
+    asset_size: str, hash_key: str,
+) -> Attribution:
+    """预约登记 by back-office support; flags a conflict with any live claim on the client."""
+    if "backoffice" not in registrar.roles:
+        raise AccessDenied(f"{registrar.user_id} is not back-office support (后勤支持岗)")
+    try:
+        number = validate_id_number(id_number)
+    except InvalidIdNumber as exc:
+        raise BadInput(f"ID number {exc}", column="--id-number") from None
+    name = client_name.strip()
+    if not name or len(name) > 128:
+        raise BadInput("client name must be 1-128 characters", column="--client-name")
+    try:
+        assets = Decimal(asset_size)
+    except InvalidOperation:
+        raise BadInput(f"asset size is not a number: {asset_size!r}",
+                       column="--asset-size") from None
+    if not assets.is_finite() or assets < 0:
+        raise BadInput("asset size must be a number ≥ 0", column="--asset-size")
+    cm = session.get(User, cm_id)
+    if cm is None:
+        raise BadInput(f"unknown CM {cm_id!r}: not on the roster", column="--cm")
+    if cm.branch != registrar.branch:
+        raise BadInput(f"CM {cm_id} belongs to branch {cm.branch}, not {registrar.branch}",
+                       column="--cm")
+    id_hash = keyed_hash(number, key=hash_key)
+    identity = session.get(ClientIdentity, id_hash)
+    if identity is None:
+        identity = ClientIdentity(id_hash=id_hash, name=name, id_last4=number[-4:])
+        session.add(identity)
+        session.flush()
+    live = session.exec(select(Attribution).where(
+        Attribution.id_hash == id_hash, col(Attribution.status).in_(LIVE))
+        .order_by(col(Attribution.id))).all()
+    if any(a.cm_id == cm_id for a in live):
+        same = next(a for a in live if a.cm_id == cm_id)
+        raise BadInput(f"this client already has a {same.status} attribution to {cm_id} "
+                       f"(#{same.id})", column="--cm")
+    attribution = Attribution(
+        id_hash=id_hash, cm_id=cm_id, branch=cm.branch, team=cm.team,
+        asset_size=f"{assets:.2f}", registered_by=registrar.user_id,
+        status="conflict" if live else "pending",
+        conflict_with=live[0].id if live else None,
+    )
+    session.add(attribution)
+    session.flush()
+    assert attribution.id is not None
+    append_audit(session, actor_id=registrar.user_id, action="preregistered",
+                 request_key=request_key(attribution.id),
+                 details={"cm": cm_id, "asset_size": attribution.asset_size,
+                          "client": f"…{number[-4:]}", "status": attribution.status,
+                          "conflict_with": attribution.conflict_with})
+    return attribution
+
+
+def get_attribution(session: Session, *, attribution_id: int) -> Attribution:
+    attribution = session.get(Attribution, attribution_id)
+    if attribution is None:
+        raise NotFound(f"no attribution #{attribution_id}")
+    return attribution
+
+
+def resolve_conflict(session: Session, *, attribution: Attribution, resolution: str,
+                     actor_id: str, reason: str) -> None:
+    """keep: the existing attribution stays and this claim is rejected; transfer: this claim
+    may become effective, ending the existing one at that moment."""
+    assert attribution.id is not None
+    attribution.resolution = resolution
+    if resolution == "keep":
+        attribution.status = "rejected"
+    else:
+        attribution.status = "pending"
+    session.add(attribution)
+    append_audit(session, actor_id=actor_id, action="conflict-resolved",
+                 request_key=request_key(attribution.id),
+                 details={"resolution": resolution, "reason": reason,
+                          "conflict_with": attribution.conflict_with})
+
+
+def make_effective(session: Session, *, attribution: Attribution, client_id: str,
+                   actor_id: str, at: datetime | None = None) -> None:
+    """The trading dept manager enters the attribution: it counts from this moment."""
+    assert attribution.id is not None
+    moment = at or utcnow()
+    taken = session.exec(select(Attribution).where(
+        Attribution.client_id == client_id, Attribution.status == "effective",
+        Attribution.id_hash != attribution.id_hash)).first()
+    if taken is not None:
+        raise BadInput(f"account {client_id} already belongs to another client", column="client_id")
+    for old in session.exec(select(Attribution).where(
+            Attribution.id_hash == attribution.id_hash, Attribution.status == "effective")):
+        old.status, old.ended_at = "ended", moment
+        session.add(old)
+        append_audit(session, actor_id=actor_id, action="attribution-ended",
+                     request_key=request_key(old.id or 0),
+                     details={"ended_by": attribution.id, "cm": old.cm_id})
+    attribution.status, attribution.effective_at = "effective", moment
+    attribution.client_id = client_id
+    session.add(attribution)
+    identity = session.get(ClientIdentity, attribution.id_hash)
+    assert identity is not None
+    identity.client_id = client_id
+    session.add(identity)
+    append_audit(session, actor_id=actor_id, action="attribution-effective",
+                 request_key=request_key(attribution.id), at=moment,
+                 details={"cm": attribution.cm_id, "client_id": client_id})
+
+
+def flag_malicious(session: Session, *, client_id: str, reason: str, actor: UserView) -> None:
+    """恶意开户: the client never counts for anyone (trading dept manager, with a reason)."""
+    if "trading_manager" not in actor.roles:
+        raise AccessDenied(f"{actor.user_id} is not a trading dept manager")
+    if not reason.strip():
+        raise BadInput("a reason is required", column="--reason")
+    identity = session.exec(select(ClientIdentity).where(
+        ClientIdentity.client_id == client_id)).first()
+    if identity is None:
+        raise NotFound(f"no attributed client with account {client_id}")
+    identity.malicious, identity.malicious_reason = True, reason.strip()
+    session.add(identity)
+    append_audit(session, actor_id=actor.user_id, action="client-malicious",
+                 request_key=f"client:{client_id}", details={"reason": reason.strip()})
+
+
+def month_end(month: str) -> datetime:
+    """The last instant of ``month`` in the branch's time zone, in UTC."""
+    m = Month.parse(month)
+    following = Month(m.year + (m.month == 12), m.month % 12 + 1)
+    return datetime(following.year, following.month, 1, tzinfo=ZONE).astimezone(UTC)
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def effective_rule(session: Session, *, branch: str) -> Callable[[ClientRow], bool]:
+    """Whether a CRM client row counts: an attribution of that account to that CM was
+    effective at the end of the row's month, and the client is not flagged malicious."""
+    spans: dict[str, list[tuple[str, datetime, datetime | None]]] = {}
+    for a in session.exec(select(Attribution).where(
+            Attribution.branch == branch, col(Attribution.effective_at).is_not(None))):
+        start = _aware(a.effective_at)
+        if a.client_id and start is not None:
+            spans.setdefault(a.client_id, []).append((a.cm_id, start, _aware(a.ended_at)))
+    malicious = {i.client_id for i in session.exec(select(ClientIdentity).where(
+        ClientIdentity.malicious == True))}  # noqa: E712
+    ends: dict[str, datetime] = {}
+
+    def counts(row: ClientRow) -> bool:
+        if row.malicious or row.client_id in malicious:
+            return False
+        end = ends.get(row.month)
+        if end is None:
+            end = ends[row.month] = month_end(row.month)
+        return any(cm == row.cm_id and start < end and (stop is None or stop >= end)
+                   for cm, start, stop in spans.get(row.client_id, ()))
+
+    return counts

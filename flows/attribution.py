@@ -1,0 +1,293 @@
+"""Client attribution verification (客户归属确认, seed 001 第三十一条) as a Prefect flow.
+
+Pre-registration (back office) → the confirmation form 客户确认登记表 (CNF) rendered and
+archived, signed by the client in person (collected by the counter clerk; the system never
+signs for a client) → first review (counter clerk or back office) → trading dept manager
+review (resolves a conflict: keep or transfer) → finance manager and branch manager (both, any
+order) → trading dept manager enters the attribution with the account number: effective now.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC
+
+from prefect import flow
+from prefect.context import get_run_context
+from sqlmodel import Session, col, select
+
+from approvals.attributions import (
+    ZONE,
+    get_attribution,
+    make_effective,
+    month_end,
+    preregister,
+    request_key,
+    resolve_conflict,
+)
+from approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
+from approvals.engine import (
+    SigningRequest,
+    WaitMode,
+    clear_waiting,
+    identify,
+    load_decisions,
+    take_signature,
+    wait_for_form,
+)
+from approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
+from archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.db import new_session
+from brokerflow.errors import BrokerflowError, NotFound
+from brokerflow.idnumbers import mask_last4
+from brokerflow.models import Attribution, ClientIdentity, User, UserRole
+from brokerflow.payroll.inputs import Month
+from brokerflow.roster import UserView, get_user_view
+from brokerflow.settings import Settings, load_settings
+from flows.archive_document import shared_renderer
+
+FINAL = ("effective", "ended", "rejected", "returned")
+
+
+def _confirmation_form(archive: Archive, attribution: Attribution) -> str:
+    """Render and archive the CNF (masked ID only), filed under the CM."""
+    assert attribution.id is not None
+    with new_session(archive.engine) as session:
+        identity = session.get(ClientIdentity, attribution.id_hash)
+        cm = session.get(User, attribution.cm_id)
+        registrar = get_user_view(session, attribution.registered_by)
+    assert identity is not None and cm is not None and registrar is not None
+    subject = f"客户归属确认：{identity.name}"
+    data: dict[str, object] = {
+        "branch": attribution.branch, "subject": subject,
+        "body": {"client_name": identity.name, "masked_id": mask_last4(identity.id_last4),
+                 "asset_size": attribution.asset_size, "cm_name": cm.name,
+                 "cm_id": cm.user_id, "team": attribution.team,
+                 "client_signature": "客户本人现场签字，由柜台人员采集（系统不代客户签字）"},
+    }
+    spec = DocumentSpec(branch=attribution.branch, doc_type="CNF", subject=subject,
+                        subject_key=request_key(attribution.id), cm_id=attribution.cm_id,
+                        source=f"attribution {attribution.id}")
+
+    def render(serial: str) -> bytes:
+        return shared_renderer().render_pdf("CNF", {**data, "serial": serial})
+
+    return archive.archive_rendered(spec, render, actor=registrar).serial
+
+
+def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
+                  decisions: list[Decision]) -> SigningRequest:
+    assert attribution.id is not None
+    form_type: type[SignForm] | None = None
+    extra_check = None
+    if waiting.step.name == "trading_review" and attribution.status == "conflict":
+        form_type = ConflictReviewForm
+
+        def extra_check(answer: ConflictReviewForm) -> str | None:  # type: ignore[misc]
+            wanted = {"keep": "reject", "transfer": "approve"}.get(answer.resolution)
+            if answer.decision == "return":
+                return None
+            if wanted is None:
+                return (f"this client has a live attribution (#{attribution.conflict_with}): "
+                        "resolve it — resolution keep (decision reject) or transfer (decision "
+                        "approve), with the reason as opinion")
+            if answer.decision != wanted or not answer.opinion.strip():
+                return f"resolution {answer.resolution} needs decision {wanted} and a reason"
+            return None
+    elif waiting.step.name == "trading_entry":
+        form_type = EntryForm
+
+        def extra_check(answer: EntryForm) -> str | None:  # type: ignore[misc]
+            if answer.decision == "approve" and not answer.client_id.strip():
+                return "enter the client's account number (client_id) to make it effective"
+            return None
+
+    return SigningRequest(
+        chain=ATTRIBUTION_CHAIN, request_key=request_key(attribution.id), revision=1,
+        attempt=attribution.form_attempts,
+        title=f"客户归属确认 #{attribution.id} → {attribution.cm_id}"
+              + (" (CONFLICT)" if attribution.status == "conflict" else ""),
+        subject=f"client …{_last4(archive, attribution)}, assets {attribution.asset_size}",
+        serial=attribution.confirmation_serial,
+        pdf_url=archive.presigned_url(attribution.confirmation_serial),
+        submitter_id=attribution.registered_by, branch=attribution.branch,
+        form_type=form_type, extra_check=extra_check,  # type: ignore[arg-type]
+    )
+
+
+def _last4(archive: Archive, attribution: Attribution) -> str:
+    with new_session(archive.engine) as session:
+        identity = session.get(ClientIdentity, attribution.id_hash)
+    return identity.id_last4 if identity else "????"
+
+
+def _apply_decisions(archive: Archive, attribution_id: int, decisions: list[Decision]) -> None:
+    """Effects that follow from counted decisions (idempotent: safe after a restart)."""
+    with new_session(archive.engine) as session:
+        attribution = get_attribution(session, attribution_id=attribution_id)
+        for d in decisions:
+            details = dict(d.details)
+            if (d.step == "trading_review" and attribution.status == "conflict"
+                    and details.get("resolution") in ("keep", "transfer")):
+                resolve_conflict(session, attribution=attribution,
+                                 resolution=details["resolution"], actor_id=d.signer_id,
+                                 reason=d.opinion)
+        session.commit()
+
+
+def _finish(archive: Archive, attribution_id: int, outcome: str,
+            decisions: list[Decision]) -> str:
+    with new_session(archive.engine) as session:
+        attribution = get_attribution(session, attribution_id=attribution_id)
+        if attribution.status in FINAL:
+            return attribution.status
+        if outcome == "approved":
+            entry = next(d for d in decisions if d.step == "trading_entry")
+            make_effective(session, attribution=attribution,
+                           client_id=dict(entry.details)["client_id"].strip(),
+                           actor_id=entry.signer_id)
+        else:
+            attribution.status = outcome
+            session.add(attribution)
+        clear_waiting(session, request_key=request_key(attribution_id))
+        session.commit()
+        return attribution.status
+
+
+def _preregister_from_ui(archive: Archive, settings: Settings, *, run_id: str,
+                         mode: WaitMode, poll_interval: float) -> int:
+    with new_session(archive.engine) as session:
+        existing = session.exec(select(Attribution).where(
+            Attribution.flow_run_id == run_id)).first()
+    if existing is not None and existing.id is not None:
+        return existing.id
+    attempt = 0
+    while True:
+        answer = wait_for_form(PreregisterForm, description=(
+            "## 预约登记 Client pre-registration\n\nBack-office support enters the client and "
+            "the CM. The ID number is validated (GB 11643), stored only as a keyed hash and "
+            "its last 4 digits, and deleted from Prefect right after it is read."),
+            key=f"preregister-{attempt}", mode=mode, poll_interval=poll_interval)
+        attempt += 1
+        registrar = identify(archive.engine, answer.signer.strip(), answer.secret)
+        if registrar is None:
+            continue
+        try:
+            with new_session(archive.engine) as session:
+                attribution = preregister(
+                    session, registrar=registrar, cm_id=answer.cm.strip(),
+                    client_name=answer.client_name, id_number=answer.id_number,
+                    asset_size=answer.asset_size, hash_key=settings.secret_key)
+                attribution.flow_run_id = run_id
+                session.add(attribution)
+                session.commit()
+                assert attribution.id is not None
+                return attribution.id
+        except BrokerflowError:
+            continue  # a bad form: the step waits again (the error names no ID number)
+
+
+@flow(name="client-attribution", persist_result=True)
+def client_attribution(
+    attribution_id: int | None = None,
+    wait: WaitMode = "suspend",
+    poll_interval: float = 10.0,
+) -> str:
+    """Verify one pre-registered attribution; returns its final status."""
+    settings = load_settings()
+    archive = open_archive(settings)
+    context = get_run_context()
+    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    if attribution_id is None:
+        attribution_id = _preregister_from_ui(archive, settings, run_id=run_id, mode=wait,
+                                              poll_interval=poll_interval)
+    with new_session(archive.engine) as session:
+        attribution = get_attribution(session, attribution_id=attribution_id)
+        if attribution.flow_run_id is None:
+            attribution.flow_run_id = run_id
+            session.add(attribution)
+            session.commit()
+    while True:
+        with new_session(archive.engine) as session:
+            attribution = get_attribution(session, attribution_id=attribution_id)
+            decisions = load_decisions(session, request_key=request_key(attribution_id),
+                                       revision=1)
+        if attribution.status in FINAL:
+            return attribution.status
+        if not attribution.confirmation_serial:
+            serial = _confirmation_form(archive, attribution)
+            with new_session(archive.engine) as session:
+                current = get_attribution(session, attribution_id=attribution_id)
+                current.confirmation_serial = serial
+                session.add(current)
+                session.commit()
+            continue
+        _apply_decisions(archive, attribution_id, decisions)
+        with new_session(archive.engine) as session:
+            attribution = get_attribution(session, attribution_id=attribution_id)
+        if attribution.status in FINAL:
+            return attribution.status
+        state = progress(ATTRIBUTION_CHAIN, decisions)
+        if not isinstance(state, Waiting):
+            return _finish(archive, attribution_id, state.outcome, decisions)
+
+        def claim(session: Session, attempt: int) -> bool:
+            current = get_attribution(session, attribution_id=attribution_id)
+            if current.form_attempts != attempt:
+                return False
+            current.form_attempts += 1
+            session.add(current)
+            return True
+
+        take_signature(archive.engine, _step_request(archive, attribution, state, decisions),
+                       state, decisions, claim_attempt=claim, run_id=run_id, mode=wait,
+                       poll_interval=poll_interval)
+
+
+def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> list[str]:
+    """CML (seed 002 第二十一条): per CM, the clients whose attribution became effective in
+    ``month``; returns the serials (archiving twice returns the same ones)."""
+    start = month_end(str(Month.parse(month).minus(1)))
+    end = month_end(month)
+    by_cm: dict[str, list[dict[str, str]]] = defaultdict(list)
+    with new_session(archive.engine) as session:
+        rows = session.exec(select(Attribution, ClientIdentity).join(
+            ClientIdentity, ClientIdentity.id_hash == Attribution.id_hash)  # type: ignore[arg-type]
+            .where(Attribution.branch == branch, col(Attribution.effective_at).is_not(None))
+            .order_by(col(Attribution.effective_at))).all()
+        names = {u.user_id: u.name for u in session.exec(select(User))}
+        clerk_id = session.exec(
+            select(User.user_id).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
+            .where(User.branch == branch, UserRole.role == "trading_manager")
+            .order_by(User.user_id)).first()
+        actor: UserView | None = get_user_view(session, clerk_id) if clerk_id else None
+    for attribution, identity in rows:
+        at = attribution.effective_at
+        assert at is not None
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if start <= at < end:
+            by_cm[attribution.cm_id].append({
+                "name": identity.name, "masked_id": mask_last4(identity.id_last4),
+                "effective_at": at.astimezone(ZONE).strftime("%Y-%m-%d %H:%M"),
+                "asset_size": attribution.asset_size})
+    if by_cm and actor is None:
+        raise NotFound(f"branch {branch} has no trading_manager on the roster")
+    serials = []
+    for cm_id, clients in sorted(by_cm.items()):
+        assert actor is not None
+        subject = f"{month} 客户确认清单：{names.get(cm_id, cm_id)}"
+        data: dict[str, object] = {
+            "branch": branch, "subject": subject,
+            "body": {"cm_id": cm_id, "cm_name": names.get(cm_id, cm_id), "month": month,
+                     "clients": clients},
+        }
+        spec = DocumentSpec(branch=branch, doc_type="CML", subject=subject,
+                            subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,
+                            month=month, source=f"confirmation list {month}")
+
+        def render(serial: str, data: dict[str, object] = data) -> bytes:
+            return shared_renderer().render_pdf("CML", {**data, "serial": serial})
+
+        serials.append(archive.archive_rendered(spec, render, actor=actor).serial)
+    return serials
+
