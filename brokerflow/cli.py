@@ -563,6 +563,13 @@ def cmd_attribution_flag_malicious(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_web(args: argparse.Namespace) -> int:
+    from brokerflow.web import serve_web
+
+    serve_web(host=args.host, port=args.port)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from brokerflow.serving import serve_declared
 
@@ -576,7 +583,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from brokerflow.stack import run_stack
 
-    return run_stack(host=args.host, prefect_port=args.prefect_port, s3_port=args.s3_port)
+    return run_stack(host=args.host, prefect_port=args.prefect_port, s3_port=args.s3_port,
+                     web_port=args.web_port)
 
 
 # --------------------------------------------------------------------------- parser
@@ -593,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--prefect-port", type=int, default=4200)
     up.add_argument("--s3-port", type=int, default=9000)
+    up.add_argument("--web-port", type=int, default=8400)
     up.set_defaults(handler=cmd_up)
 
     roster = sub.add_parser("roster", help="the roster of users").add_subparsers(
@@ -725,6 +734,11 @@ def build_parser() -> argparse.ArgumentParser:
     malicious.add_argument("client_id", metavar="CLIENT_ID")
     malicious.add_argument("--reason", required=True)
     malicious.set_defaults(handler=cmd_attribution_flag_malicious)
+
+    web = sub.add_parser("web", help="serve the archive search page")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8400)
+    web.set_defaults(handler=cmd_web)
 
     serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
     serve.set_defaults(handler=cmd_serve)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from brokerflow.errors import BadInput, BrokerflowError
 from brokerflow.s3server import LocalS3Server, port_in_use, start_local_s3, wait_for_http
@@ -53,7 +54,23 @@ def _set_env_file_value(path: Path, key: str, value: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
+SAMPLE_ROSTER = Path(__file__).resolve().parent / "sample" / "roster.csv"
+
+
+def ensure_roster(engine: Any) -> bool:
+    """Load the sample roster into an empty database; True when it did."""
+    from brokerflow.db import new_session
+    from brokerflow.roster import load_roster, roster_is_empty
+
+    with new_session(engine) as session:
+        if not roster_is_empty(session):
+            return False
+        load_roster(session, path=SAMPLE_ROSTER, actor=None)
+        session.commit()
+    return True
+
+
+def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 8400) -> int:
     """Run the stack in the foreground until interrupted."""
     from archive.service import open_archive
 
@@ -70,6 +87,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
                        column="--host")
     env_file = ensure_env_file(home)
     _check_port(host, prefect_port, "--prefect-port")
+    _check_port(host, web_port, "--web-port")
     s3_server: LocalS3Server | None = None
     if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
         _check_port(host, s3_port, "--s3-port")
@@ -77,20 +95,29 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
     settings = load_settings()
     prefect: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
+    web: subprocess.Popen[bytes] | None = None
     try:
         if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
             s3_server = start_local_s3(data_dir=home / "s3", access_key=settings.s3_access_key,
                                        secret_key=settings.s3_secret_key, host=host, port=s3_port)
         prefect = _start_prefect(home, host, prefect_port)
-        open_archive(settings)  # bucket with Object Lock, schema
+        archive = open_archive(settings)  # bucket with Object Lock, schema
+        sample = ensure_roster(archive.engine)
         worker = _start_serve(home, host, prefect_port)
+        web = _start_child(home, "web.log", ["web", "--host", host, "--port", str(web_port)],
+                           {})
+        web_url = f"http://{host}:{web_port}"
+        wait_for_http(web_url + "/login", timeout=60)
         api_url = f"http://{host}:{prefect_port}/api"
         ui_url = f"http://{host}:{prefect_port}"
         state_file.write_text(json.dumps({
             "pid": os.getpid(), "prefect_ui": ui_url, "prefect_api": api_url,
             "s3_endpoint": settings.s3_endpoint, "database_url": settings.database_url,
+            "web": web_url,
         }))
-        print(f"Prefect UI:   {ui_url}")
+        print(f"Prefect UI:   {ui_url}   (approve waiting steps: Runs → a Paused/Suspended "
+              "run → Resume)")
+        print(f"Archive page: {web_url}   (log in with a roster user id and secret)")
         print(f"Prefect API:  export PREFECT_API_URL={api_url}")
         print(f"S3 endpoint:  {settings.s3_endpoint} "
               f"({s3_server.kind if s3_server else 'external'}), bucket {settings.s3_bucket}")
@@ -99,6 +126,8 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
                   "or set BROKERFLOW_S3_ENDPOINT to keep them)")
         print(f"Database:     {settings.database_url}")
         print(f"Deployments:  served by pid {worker.pid} (log {home / 'serve.log'})")
+        if sample:
+            print(f"Roster:       sample roster loaded ({SAMPLE_ROSTER}); secrets are pw-<user>")
         print(f"Settings:     {env_file}")
         print("Press Ctrl-C to stop.", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -110,7 +139,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int) -> int:
         print("stopping ...", flush=True)
         return 0
     finally:
-        for child in (worker, prefect):
+        for child in (web, worker, prefect):
             if child is not None:
                 stop_process_group(child)
         if s3_server is not None:
@@ -157,14 +186,21 @@ def stop_process_group(child: subprocess.Popen[bytes], timeout: float = 15) -> N
 
 def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
     """``brokerflow serve`` from the checkout: registers prefect.yaml's deployments, runs them."""
+    return _start_child(home, "serve.log", ["serve"], {
+        "PREFECT_HOME": str(home / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_URL": f"http://{host}:{port}/api",
+    })
+
+
+def _start_child(home: Path, log_name: str, args: list[str],
+                 extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A ``brokerflow`` subcommand in its own process group, run from the checkout."""
     from brokerflow.serving import PREFECT_YAML
 
-    env = dict(os.environ, PREFECT_HOME=str(home / "prefect"),
-               PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_API_URL=f"http://{host}:{port}/api")
+    env = dict(os.environ, **extra_env)
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # resumed runs start ~2 s sooner
-    log = (home / "serve.log").open("ab")
-    return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", "serve"],
+    log = (home / log_name).open("ab")
+    return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", *args],
                             cwd=PREFECT_YAML.parent, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # fonts-wqy-microhei: Chinese text in PDFs; libharfbuzz-subset0: fast font subsetting;
-# poppler-utils: pdftotext/pdffonts (tests); postgresql: server binaries for the PostgreSQL tests
+# poppler-utils: pdftotext/pdffonts (tests); postgresql: server binaries for the PostgreSQL tests;
+# chromium + chromium-driver: the browser tests of the Prefect UI and the archive page
 APT_PACKAGES=(fonts-wqy-microhei fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
-              poppler-utils postgresql)
+              poppler-utils postgresql chromium chromium-driver)
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 missing=()

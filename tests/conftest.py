@@ -28,7 +28,7 @@ from brokerflow.s3server import free_port, start_local_s3  # noqa: E402
 from brokerflow.settings import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-ROSTER_CSV = DATA / "roster.csv"
+ROSTER_CSV = Path(__file__).resolve().parent.parent / "brokerflow" / "sample" / "roster.csv"
 TEST_S3_ACCESS_KEY = "brokerflow-test"
 TEST_S3_SECRET_KEY = "brokerflow-test-secret-0123456789"
 _bucket_numbers = itertools.count(1)
@@ -149,7 +149,7 @@ def archive(settings: Settings) -> Archive:
 
 @pytest.fixture
 def roster(archive: Archive) -> None:
-    """The sample roster (tests/data/roster.csv) loaded into this test's database."""
+    """The sample roster (brokerflow/sample/roster.csv) loaded into this test's database."""
     with new_session(archive.engine) as session:
         load_roster(session, path=ROSTER_CSV, actor=None)
         session.commit()

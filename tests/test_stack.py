@@ -26,9 +26,10 @@ def _clean_env(home: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
-    prefect_port, s3_port = free_port(), free_port()
+    prefect_port, s3_port, web_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
-        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port)],
+        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port),
+         "--web-port", str(web_port)],
         env=_clean_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )
@@ -50,6 +51,9 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health") as response:
             assert response.status == 200
         assert port_in_use("127.0.0.1", s3_port)
+        assert f"http://127.0.0.1:{web_port}" in output and "sample roster loaded" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login") as response:
+            assert "Log in" in response.read().decode()
         deadline = time.monotonic() + 120
         names: list[str] = []
         wanted = {"filing-chain", "approval-reminders"}
@@ -74,6 +78,7 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
     assert not port_in_use("127.0.0.1", prefect_port)
+    assert not port_in_use("127.0.0.1", web_port)
     assert not (tmp_path / "home" / "stack.json").exists()
 
 
