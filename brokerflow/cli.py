@@ -563,6 +563,13 @@ def cmd_attribution_flag_malicious(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from brokerflow.demo import run_demo
+
+    return run_demo(auto_approve=args.auto_approve,
+                    export=Path(args.export) if args.export else None)
+
+
 def cmd_web(args: argparse.Namespace) -> int:
     from brokerflow.web import serve_web
 
@@ -734,6 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
     malicious.add_argument("client_id", metavar="CLIENT_ID")
     malicious.add_argument("--reason", required=True)
     malicious.set_defaults(handler=cmd_attribution_flag_malicious)
+
+    demo = sub.add_parser("demo", help="one filing, one attribution, one monthly closing")
+    demo.add_argument("--auto-approve", action="store_true",
+                      help="sign every step as the sample signers and print the serials")
+    demo.add_argument("--export", metavar="DIR", help="write every archived PDF here")
+    demo.set_defaults(handler=cmd_demo)
 
     web = sub.add_parser("web", help="serve the archive search page")
     web.add_argument("--host", default="127.0.0.1")

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import date
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
 from jinja2.exceptions import UndefinedError
@@ -48,7 +49,8 @@ class DocumentData(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
     branch_name: str = ""
     serial: str = ""
-    date: str = Field(default_factory=lambda: date.today().isoformat())
+    date: str = Field(default_factory=lambda: datetime.now(ZoneInfo("Asia/Shanghai")).date()
+                      .isoformat())
     title: str = ""
     body: dict[str, Any] = Field(default_factory=dict)
     signatures: list[Signature] = Field(default_factory=list)

@@ -31,8 +31,12 @@ TEAM_ROLES = frozenset({"cm", "stationed_manager", "regional_manager", "project_
 BRANCH_ROLES = frozenset({"counter_clerk", "trading_manager", "finance_manager",
                           "chief_accountant", "deputy_manager", "branch_manager"})
 #: Head-office departments that may be named to countersign (会签部门).
-COUNTERSIGN_DEPARTMENTS = frozenset({"compliance", "finance", "hr", "risk", "legal", "audit",
-                                     "it", "operations"})
+DEPARTMENT_LABELS = {
+    "compliance": "合规管理部", "finance": "计划财务部", "hr": "人力资源部",
+    "risk": "风险管理部", "legal": "法律事务部", "audit": "稽核审计部",
+    "it": "信息技术部", "operations": "运营管理部",
+}
+COUNTERSIGN_DEPARTMENTS = frozenset(DEPARTMENT_LABELS)
 HEAD_OFFICE_ROLES = frozenset({"brokerage_office", "channel_dept", "vp"}) | COUNTERSIGN_DEPARTMENTS
 ADMIN_ROLE = "admin"
 KNOWN_ROLES = TEAM_ROLES | BRANCH_ROLES | HEAD_OFFICE_ROLES | {ADMIN_ROLE}

@@ -38,7 +38,7 @@ from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
 from brokerflow.errors import AccessDenied
 from brokerflow.models import Filing
-from brokerflow.roster import get_user_view
+from brokerflow.roster import DEPARTMENT_LABELS, get_user_view
 from brokerflow.settings import load_settings
 from flows.archive_document import shared_renderer
 
@@ -75,9 +75,11 @@ def _archive_result_document(
     """The FOP: every opinion, signer and time, sent back to the branch."""
     assert filing.id is not None
     names = user_names(archive.engine, [d.signer_id for d in decisions])
-    departments = next((d.departments for d in decisions if d.departments), ())
+    departments = [f"{DEPARTMENT_LABELS.get(d, d)}（{d}）"
+                   for d in next((d.departments for d in decisions if d.departments), ())]
     opinions = [
-        {"department": d.department or FILING_CHAIN.step(d.step).label,
+        {"department": (DEPARTMENT_LABELS.get(d.department, d.department) if d.department
+                        else FILING_CHAIN.step(d.step).label),
          "name": names.get(d.signer_id, d.signer_id), "decision": d.decision,
          "time": d.at, "opinion": d.opinion}
         for d in decisions

@@ -1,0 +1,46 @@
+"""``brokerflow demo``: the whole product on a temporary stack, and its missing-font message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import console_script, pdf_text
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("BROKERFLOW_") and k != "PREFECT_API_URL"}
+    return {**env, "BROKERFLOW_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            **extra}
+
+
+@pytest.mark.slow
+def test_demo_auto_approves_everything_and_exports_the_pdfs(tmp_path: Path) -> None:
+    export = tmp_path / "pdfs"
+    result = subprocess.run(
+        [*console_script(), "demo", "--auto-approve", "--export", str(export)],
+        env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    names = sorted(p.name for p in export.glob("*.pdf"))
+    kinds = sorted({name.split("-")[1] for name in names})
+    assert kinds == ["CNF", "FIL", "FOP", "PAS", "PAY"], names
+    for name in names:
+        assert name.removesuffix(".pdf") in result.stdout
+    pas = next(export.glob("SZ01-PAS-*.pdf"))
+    text = pdf_text(pas, tmp_path)
+    assert "营业部客户经理薪酬月报表" in text and "同意发放" in text
+
+
+def test_demo_without_a_chinese_font_names_the_package(tmp_path: Path) -> None:
+    config = tmp_path / "fonts.conf"
+    config.write_text("<?xml version='1.0'?><fontconfig></fontconfig>", encoding="utf-8")
+    result = subprocess.run([*console_script(), "demo", "--auto-approve"],
+                            env=_env(tmp_path / "home", FONTCONFIG_FILE=str(config)),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "apt-get install fonts-wqy-microhei" in result.stderr

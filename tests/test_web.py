@@ -1,0 +1,101 @@
+"""The archive search page in a real browser: log in, search by serial, open a PDF, be denied."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium.webdriver.common.by import By
+from sqlmodel import select
+
+from archive.service import Archive, DocumentSpec
+from brokerflow.db import new_session
+from brokerflow.models import AccessLogEntry
+from brokerflow.s3server import free_port
+from brokerflow.web import create_app
+from tests.browser import chromium
+
+
+@pytest.fixture
+def site(archive: Archive, user, make_pdf) -> Iterator[tuple[str, dict[str, str]]]:
+    serials = {}
+    for cm in ("cm1", "cm2"):
+        spec = DocumentSpec(branch="SZ01", doc_type="EXT", subject=f"{cm} 的客户签字确认书",
+                            subject_key=f"web-test:{cm}", cm_id=cm)
+        serials[cm] = archive.put(make_pdf(f"{cm} 的客户签字确认书"), spec,
+                                  actor=user("cc1")).serial
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(archive), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", serials
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _login(driver, base: str, user: str, secret: str) -> None:  # type: ignore[no-untyped-def]
+    driver.get(base + "/login")
+    driver.find_element(By.ID, "user_id").send_keys(user)
+    driver.find_element(By.ID, "secret").send_keys(secret)
+    driver.find_element(By.ID, "login").click()
+
+
+@pytest.mark.slow
+def test_login_search_open_and_denied_read_in_a_browser(
+    site: tuple[str, dict[str, str]], archive: Archive, tmp_path: Path
+) -> None:
+    base, serials = site
+    with chromium() as driver:
+        _login(driver, base, "cm1", "wrong")
+        assert "wrong secret" in driver.find_element(By.ID, "error").text
+        _login(driver, base, "cm1", "pw-cm1")
+        assert "cm1" in driver.find_element(By.ID, "who").text
+        driver.find_element(By.ID, "serial").send_keys(serials["cm1"])
+        driver.find_element(By.ID, "go").click()
+        links = driver.find_elements(By.CSS_SELECTOR, "#results a.open")
+        assert [a.text for a in links] == [serials["cm1"]]
+        driver.save_screenshot(str(tmp_path / "search.png"))
+        # a prefix search shows only what this CM may see
+        driver.get(base + "/search?serial=SZ01-EXT")
+        assert [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#results a.open")] == [
+            serials["cm1"]]
+        # open the PDF: fetched with the browser's own session cookie
+        href = driver.find_element(By.CSS_SELECTOR, "#results a.open").get_attribute("href")
+        cookies = {c["name"]: c["value"] for c in driver.get_cookies()}
+        request = urllib.request.Request(str(href), headers={
+            "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+        with urllib.request.urlopen(request) as response:
+            body = response.read()
+            assert response.headers["Content-Type"] == "application/pdf"
+        assert body.startswith(b"%PDF-")
+        _, stored = archive.get(serials["cm1"], actor=archive.authenticate("bm1", "pw-bm1"))
+        assert body == stored
+        # another CM's document: denied and logged
+        driver.get(f"{base}/documents/{serials['cm2']}.pdf")
+        assert "may not read" in driver.find_element(By.ID, "message").text
+        # the branch manager sees both
+        driver.find_element(By.CSS_SELECTOR, "header button").click()
+        _login(driver, base, "bm1", "pw-bm1")
+        driver.get(base + "/search?serial=SZ01-EXT")
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#results a.open")) == 2
+    with new_session(archive.engine) as session:
+        denied = session.exec(select(AccessLogEntry).where(
+            AccessLogEntry.allowed == False)).all()  # noqa: E712
+    assert ("cm1", "read", serials["cm2"]) in {(e.user_id, e.action, e.target) for e in denied}
+    assert ("cm1", "authenticate") in {(e.user_id, e.action) for e in denied}
+
+
+def test_pages_need_a_login(site: tuple[str, dict[str, str]]) -> None:
+    base, serials = site
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    with opener.open(f"{base}/documents/{serials['cm1']}.pdf") as response:
+        assert response.url.endswith("/login")
