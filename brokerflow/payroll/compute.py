@@ -65,7 +65,8 @@ def compute_from_directory(
     all_staff = read_staff(staff_path)
     staff = staff_for_month(all_staff, month=month, file=str(staff_path))
     figures = fold_clients(
-        iter_clients(clients_path, on_row=progress), month=month, policy=rules,
+        iter_clients(clients_path, on_row=progress, every=PROGRESS_ROWS), month=month,
+        policy=rules,
         staff_ids={s.cm_id for s in all_staff}, file=str(clients_path), counts=counts,
     )
     if state is None:
@@ -137,10 +138,9 @@ class StderrProgress:
         self.shown = False
 
     def __call__(self, row: int) -> None:
-        if row % PROGRESS_ROWS == 0:
-            sys.stderr.write(f"\rclients.csv: {row - 1:,} rows read")
-            sys.stderr.flush()
-            self.shown = True
+        sys.stderr.write(f"\rclients: {row - 1:,} rows read")
+        sys.stderr.flush()
+        self.shown = True
 
     def close(self) -> None:
         if self.shown:

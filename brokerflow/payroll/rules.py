@@ -68,16 +68,19 @@ class ClientFolder:
         self._seen: set[tuple[str, str]] = set()
         self._keep = Decimal(1) - policy.tax_surcharge_rate
         self._counts = counts  # None: the CRM's attribution_effective and malicious columns
+        self._current = (current.year, current.month)
 
     def add(self, row: ClientRow) -> None:
-        if row.month not in self.window:
-            raise BadInput(f"month {row.month} is outside {min(self.window)}..{self.month}",
+        month = row.month
+        if month not in self.window:
+            raise BadInput(f"month {month} is outside {min(self.window)}..{self.month}",
                            file=self.file, row=row.row, column="month")
-        key = (row.month, row.client_id)
-        if key in self._seen:
-            raise BadInput(f"client {row.client_id} appears twice for {row.month}",
+        key = (month, row.client_id)
+        seen = self._seen
+        if key in seen:
+            raise BadInput(f"client {row.client_id} appears twice for {month}",
                            file=self.file, row=row.row, column="client_id")
-        self._seen.add(key)
+        seen.add(key)
         if row.cm_id not in self.staff_ids:
             raise BadInput(f"cm_id {row.cm_id!r} has no row in the staff file",
                            file=self.file, row=row.row, column="cm_id")
@@ -90,16 +93,17 @@ class ClientFolder:
         if figures is None:
             figures = self.figures[row.cm_id] = ClientFigures()
         by_month = figures.assets_by_month
-        by_month[row.month] = by_month.get(row.month, ZERO) + row.assets
-        if row.month != self.month:
+        by_month[month] = by_month.get(month, ZERO) + row.assets
+        if month != self.month:
             return
         policy = self.policy
         figures.net_revenue_exact += (row.gross_commission * self._keep
                                       - row.turnover * policy.regulatory_fee_rate)
         figures.fund_sales += row.fund_sales_commission
-        opened = f"{row.open_date.year:04d}-{row.open_date.month:02d}"
-        if opened == self.month and (row.purchases > policy.valid_account_min_amount
-                                     or row.assets > policy.valid_account_min_amount):
+        opened = row.open_date
+        if (opened.year, opened.month) == self._current and (
+                row.purchases > policy.valid_account_min_amount
+                or row.assets > policy.valid_account_min_amount):
             figures.valid_accounts += (policy.institution_weight
                                        if row.client_type == "institution" else 1)
             figures.new_value += row.assets
