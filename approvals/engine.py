@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from approvals.audit import append_audit
 from approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
 from approvals.forms import NamingForm, SignForm, describe_waiting
-from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep
+from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep, utcnow
 from brokerflow.roster import UserView, get_user_view, verify_secret
 
 WaitMode = Literal["pause", "suspend"]
@@ -215,6 +215,22 @@ BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
 def form_details(answer: Any) -> dict[str, str]:
     """The step-specific fields of a form answer, as text (the secret never among them)."""
     return {k: str(v) for k, v in answer.model_dump().items() if k not in BASE_FORM_FIELDS}
+
+
+def claim_on(model: Any, key: Any) -> Callable[[Session, int], bool]:
+    """A ``claim_attempt`` for a row with a ``form_attempts`` counter (and ``updated_at``)."""
+
+    def claim(session: Session, attempt: int) -> bool:
+        row = session.get(model, key)
+        if row is None or row.form_attempts != attempt:  # counted before a restart
+            return False
+        row.form_attempts += 1
+        if hasattr(row, "updated_at"):
+            row.updated_at = utcnow()
+        session.add(row)
+        return True
+
+    return claim
 
 
 def identify(engine: Engine, signer_id: str, secret: str) -> UserView | None:

@@ -14,7 +14,7 @@ from datetime import UTC
 
 from prefect import flow
 from prefect.context import get_run_context
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from approvals.attributions import (
     ZONE,
@@ -29,6 +29,7 @@ from approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
 from approvals.engine import (
     SigningRequest,
     WaitMode,
+    claim_on,
     clear_waiting,
     identify,
     load_decisions,
@@ -231,17 +232,9 @@ def client_attribution(
         if not isinstance(state, Waiting):
             return _finish(archive, attribution_id, state.outcome, decisions)
 
-        def claim(session: Session, attempt: int) -> bool:
-            current = get_attribution(session, attribution_id=attribution_id)
-            if current.form_attempts != attempt:
-                return False
-            current.form_attempts += 1
-            session.add(current)
-            return True
-
         take_signature(archive.engine, _step_request(archive, attribution, state, decisions),
-                       state, decisions, claim_attempt=claim, run_id=run_id, mode=wait,
-                       poll_interval=poll_interval)
+                       state, decisions, claim_attempt=claim_on(Attribution, attribution_id),
+                       run_id=run_id, mode=wait, poll_interval=poll_interval)
 
 
 def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> list[str]:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from prefect import flow
 from prefect.context import get_run_context
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from approvals.attributions import effective_rule
 from approvals.audit import append_audit
@@ -26,6 +26,7 @@ from approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
 from approvals.engine import (
     SigningRequest,
     WaitMode,
+    claim_on,
     clear_waiting,
     load_decisions,
     take_signature,
@@ -226,16 +227,6 @@ def monthly_closing(
             return run.signed_serial
         state = progress(PAYROLL_CHAIN, decisions)
         if isinstance(state, Waiting):
-
-            def claim(session: Session, attempt: int) -> bool:
-                current = session.get(PayrollRun, run_pk)
-                assert current is not None
-                if current.form_attempts != attempt:
-                    return False
-                current.form_attempts += 1
-                session.add(current)
-                return True
-
             request = SigningRequest(
                 chain=PAYROLL_CHAIN, request_key=key, revision=run.revision,
                 attempt=run.form_attempts,
@@ -246,8 +237,9 @@ def monthly_closing(
                 submitter_id="",  # prepared by the system; the chief accountant signs first
                 branch=branch,
             )
-            take_signature(archive.engine, request, state, decisions, claim_attempt=claim,
-                           run_id=run_id, mode=wait, poll_interval=poll_interval)
+            take_signature(archive.engine, request, state, decisions,
+                           claim_attempt=claim_on(PayrollRun, run_pk), run_id=run_id, mode=wait,
+                           poll_interval=poll_interval)
             continue
         return _finish(archive, run, state, decisions, lines, preparer)
 

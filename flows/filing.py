@@ -16,13 +16,13 @@ from typing import Any
 
 from prefect import flow
 from prefect.context import get_run_context
-from sqlmodel import Session
 
 from approvals.audit import append_audit
 from approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
 from approvals.engine import (
     SigningRequest,
     WaitMode,
+    claim_on,
     clear_waiting,
     identify,
     load_decisions,
@@ -114,24 +114,15 @@ def _take_signature(
 ) -> None:
     assert filing.id is not None
     filing_id = filing.id
-
-    def claim(session: Session, attempt: int) -> bool:
-        current = get_filing(session, filing_id=filing_id)
-        if current.form_attempts != attempt:  # counted before a restart
-            return False
-        current.form_attempts += 1
-        touch(current)
-        session.add(current)
-        return True
-
     request = SigningRequest(
         chain=FILING_CHAIN, request_key=request_key(filing_id), revision=filing.revision,
         attempt=filing.form_attempts, title=f"报批 Filing #{filing_id} (revision "
         f"{filing.revision})", subject=filing.subject, serial=filing.current_serial,
         pdf_url=archive.presigned_url(filing.current_serial), submitter_id=filing.submitter_id,
     )
-    take_signature(archive.engine, request, waiting, decisions, claim_attempt=claim,
-                   run_id=run_id, mode=mode, poll_interval=poll_interval)
+    take_signature(archive.engine, request, waiting, decisions,
+                   claim_attempt=claim_on(Filing, filing_id), run_id=run_id, mode=mode,
+                   poll_interval=poll_interval)
 
 
 def _await_revision(
