@@ -301,7 +301,7 @@ def take_signature(
     key = f"{base}-r{request.revision}-f{request.attempt}"
     answer = wait_for_form(form_type, description=description, key=key, mode=mode,
                            poll_interval=poll_interval)
-    signer = identify(engine, answer.signer.strip(), answer.secret)
+    signer = identify(engine, answer.signer.strip(), answer.secret.get_secret_value())
     form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
                 opinion=answer.opinion,
                 departments=tuple(getattr(answer, "countersign_departments", []) or ()))

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from approvals.chain import Decision, Waiting
 
@@ -21,7 +21,8 @@ class SignForm(RunInput):
     """签批: approve, reject (ends the chain) or return to the submitter."""
 
     signer: str = Field(default="", description="your user id (工号)")
-    secret: str = Field(default="", description="your secret or one-time code")
+    secret: SecretStr = Field(default=SecretStr(""),
+                              description="your secret or one-time code")
     decision: Literal["approve", "reject", "return"] = "approve"
     opinion: str = Field(default="", description="意见 (required to reject or return)")
 
@@ -38,7 +39,8 @@ class ResubmitForm(RunInput):
     """The submitter's answer to a return (退回): a revised request, or withdrawal."""
 
     signer: str = Field(default="", description="your user id (the submitter)")
-    secret: str = Field(default="", description="your secret or one-time code")
+    secret: SecretStr = Field(default=SecretStr(""),
+                              description="your secret or one-time code")
     action: Literal["resubmit", "withdraw"] = "resubmit"
     subject: str = Field(default="", description="revised subject (empty: keep)")
     body: str = Field(default="", description="revised request text (empty: keep)")
@@ -48,7 +50,8 @@ class SubmitForm(RunInput):
     """Confirms a submission started from the Prefect UI as the named submitter."""
 
     signer: str = Field(default="", description="your user id (the submitter)")
-    secret: str = Field(default="", description="your secret or one-time code")
+    secret: SecretStr = Field(default=SecretStr(""),
+                              description="your secret or one-time code")
 
 
 def describe_waiting(
@@ -105,10 +108,12 @@ class PreregisterForm(RunInput):
     Prefect's database right after it is read; only a keyed hash and the last 4 are kept."""
 
     signer: str = Field(default="", description="your user id (back-office support)")
-    secret: str = Field(default="", description="your secret or one-time code")
+    secret: SecretStr = Field(default=SecretStr(""),
+                              description="your secret or one-time code")
     cm: str = Field(default="", description="the CM (营销经理) the client comes with")
     client_name: str = Field(default="", description="客户姓名")
-    id_number: str = Field(default="", description="18-digit resident ID number")
+    id_number: SecretStr = Field(default=SecretStr(""),
+                                 description="18-digit resident ID number")
     asset_size: str = Field(default="0", description="expected assets (元)")
 
 

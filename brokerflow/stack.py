@@ -74,6 +74,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
     """Run the stack in the foreground until interrupted."""
     from archive.service import open_archive
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     home = brokerflow_home()
     state_file = home / "stack.json"
     if state_file.exists():

@@ -170,14 +170,16 @@ def _preregister_from_ui(archive: Archive, settings: Settings, *, run_id: str,
             "its last 4 digits, and deleted from Prefect right after it is read."),
             key=f"preregister-{attempt}", mode=mode, poll_interval=poll_interval)
         attempt += 1
-        registrar = identify(archive.engine, answer.signer.strip(), answer.secret)
+        registrar = identify(archive.engine, answer.signer.strip(),
+                             answer.secret.get_secret_value())
         if registrar is None:
             continue
         try:
             with new_session(archive.engine) as session:
                 attribution = preregister(
                     session, registrar=registrar, cm_id=answer.cm.strip(),
-                    client_name=answer.client_name, id_number=answer.id_number,
+                    client_name=answer.client_name,
+                    id_number=answer.id_number.get_secret_value(),
                     asset_size=answer.asset_size, hash_key=settings.secret_key)
                 attribution.flow_run_id = run_id
                 session.add(attribution)

@@ -153,7 +153,8 @@ def _await_revision(
     answer = wait_for_form(ResubmitForm, description=description,
                            key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
                            mode=mode, poll_interval=poll_interval)
-    signer = identify(archive.engine, answer.signer.strip(), answer.secret)
+    signer = identify(archive.engine, answer.signer.strip(),
+                      answer.secret.get_secret_value())
     with new_session(archive.engine) as session:
         current = get_filing(session, filing_id=filing.id)
         if current.form_attempts != attempt:
@@ -227,7 +228,8 @@ def _confirm_ui_submission(
                          f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
                          "with their user id and secret."),
             key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval)
-        signer = identify(archive.engine, answer.signer.strip(), answer.secret)
+        signer = identify(archive.engine, answer.signer.strip(),
+                      answer.secret.get_secret_value())
         if signer is not None and signer.user_id == submitter:
             break
         with new_session(archive.engine) as session:
