@@ -65,6 +65,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.flow_runs import resume_flow_run  # noqa: E402
 from prefect.input import keyset_from_paused_state  # noqa: E402
@@ -172,24 +173,6 @@ def install_hooks() -> None:
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def set_env(tmp: Path, endpoint: str) -> dict[str, str]:
-    values = {
-        "BROKERFLOW_HOME": str(tmp / "home"),
-        "BROKERFLOW_DATABASE_URL": f"sqlite:///{tmp / 'brokerflow.db'}",
-        "BROKERFLOW_S3_ENDPOINT": endpoint,
-        "BROKERFLOW_S3_ACCESS_KEY": "brokerflow-bench",
-        "BROKERFLOW_S3_SECRET_KEY": "brokerflow-bench-secret-0123456789",
-        "BROKERFLOW_S3_BUCKET": f"bf-bench-{os.getpid()}",
-        "BROKERFLOW_SECRET_KEY": "bench-secret-key-not-for-production",
-        "BROKERFLOW_S3_RETRIES": "1",
-        "BROKERFLOW_S3_TIMEOUT_SECONDS": "10",
-    }
-    os.environ.update(values)
-    for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
-        os.environ.pop(key, None)
-    return values
 
 
 def new_filing(archive: Archive, subject: str) -> int:
@@ -492,8 +475,7 @@ def machine() -> dict[str, str]:
 
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
             "nproc": str(os.cpu_count()), "python": platform.python_version(),
-            "prefect": prefect.__version__, "loadavg": " ".join(
-                f"{x:.2f}" for x in os.getloadavg())}
+            "prefect": prefect.__version__, "loadavg": load_now(" ")}
 
 
 def main() -> int:
@@ -597,7 +579,7 @@ def main() -> int:
         print("cold imports in a fresh process (what a resumed suspended run pays before "
               "Running), s: " + "; ".join(f"{k}: " + ", ".join(f"{v:.2f}" for v in vs)
                                         for k, vs in cold.items()))
-    info["end_loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["end_loadavg"] = load_now(" ")
     info["total_s"] = f"{time.monotonic() - t_script:.0f}"
     print(f"load average at end: {info['end_loadavg']}; total {info['total_s']} s")
     if args.json:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import random
 import sqlite3
 import statistics
@@ -33,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import load_now  # noqa: E402  (bench/ is on sys.path when run)
 from sqlalchemy import event, func, insert, select  # noqa: E402
 
 from archive.index import SearchFilter, search_entries  # noqa: E402
@@ -148,11 +148,6 @@ def query_plans(engine: Any, db_path: Path, exact: str, prefix: str) -> list[str
     finally:
         raw.close()
     return lines
-
-
-def load_now() -> str:
-    """1/5/15-minute load averages (other work on the machine skews the figures)."""
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

@@ -68,6 +68,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
+
 from brokerflow.payroll.compute import compute_from_directory  # noqa: E402
 from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS  # noqa: E402
 
@@ -451,22 +453,6 @@ def events_between(start: float, end: float) -> dict[str, tuple[int, float]]:
     return found
 
 
-def set_env(tmp: Path, endpoint: str) -> None:
-    os.environ.update({
-        "BROKERFLOW_HOME": str(tmp / "home"),
-        "BROKERFLOW_DATABASE_URL": f"sqlite:///{tmp / 'brokerflow.db'}",
-        "BROKERFLOW_S3_ENDPOINT": endpoint,
-        "BROKERFLOW_S3_ACCESS_KEY": "brokerflow-bench",
-        "BROKERFLOW_S3_SECRET_KEY": "brokerflow-bench-secret-0123456789",
-        "BROKERFLOW_S3_BUCKET": f"bf-bench-payroll-{os.getpid()}",
-        "BROKERFLOW_SECRET_KEY": "bench-secret-key-not-for-production",
-        "BROKERFLOW_S3_RETRIES": "1",
-        "BROKERFLOW_S3_TIMEOUT_SECONDS": "10",
-    })
-    for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
-        os.environ.pop(key, None)
-
-
 @dataclass
 class Step:
     signer: str
@@ -653,7 +639,7 @@ def closing_part(tmp: Path, budget: Budget) -> ClosingFigures:
     generated = generate(export, n_cms=100, seed=7)
     s3 = MotoS3Server()
     try:
-        set_env(tmp, s3.endpoint)
+        set_env(tmp, s3.endpoint, bucket="bf-bench-payroll")
         archive = open_archive(load_settings())
         with new_session(archive.engine) as session:
             load_roster(session, path=ROSTER_CSV, actor=None)
@@ -698,7 +684,7 @@ def machine() -> dict[str, str]:
     free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
     return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
             "nproc": str(os.cpu_count()), "python": platform.python_version(),
-            "loadavg": " ".join(f"{x:.2f}" for x in os.getloadavg()), "free": free}
+            "loadavg": load_now(" "), "free": free}
 
 
 def mib(n: int) -> str:
@@ -830,7 +816,7 @@ def main() -> int:
                 "bare_overhead": bare_over, "normalized_ratio": normalized}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    info["end_loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    info["end_loadavg"] = load_now(" ")
     info["total_s"] = f"{time.monotonic() - t_script:.0f}"
     print(f"\nload average at end: {info['end_loadavg']}; total {info['total_s']} s; temp "
           f"dir removed: {not tmp.exists()}")

@@ -17,7 +17,6 @@ Not a test: prints figures only.  Bounded: ~1-2 minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
 
 from archive.service import Archive, DocumentSpec, open_archive  # noqa: E402
 from brokerflow.db import new_session  # noqa: E402
@@ -60,22 +61,6 @@ class Timers:
 
     def reset(self) -> None:
         self.total.clear()
-
-
-def set_env(tmp: Path, endpoint: str) -> None:
-    os.environ.update({
-        "BROKERFLOW_HOME": str(tmp / "home"),
-        "BROKERFLOW_DATABASE_URL": f"sqlite:///{tmp / 'brokerflow.db'}",
-        "BROKERFLOW_S3_ENDPOINT": endpoint,
-        "BROKERFLOW_S3_ACCESS_KEY": "brokerflow-bench",
-        "BROKERFLOW_S3_SECRET_KEY": "brokerflow-bench-secret-0123456789",
-        "BROKERFLOW_S3_BUCKET": f"bf-bench-{os.getpid()}",
-        "BROKERFLOW_SECRET_KEY": "bench-secret-key-not-for-production",
-        "BROKERFLOW_S3_RETRIES": "1",
-        "BROKERFLOW_S3_TIMEOUT_SECONDS": "10",
-    })
-    for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
-        os.environ.pop(key, None)
 
 
 def ext_data(subject: str, serial: str = "") -> dict[str, Any]:
@@ -132,11 +117,6 @@ def report(title: str, latencies: list[float], wall: float, timers: Timers,
     rest = wall - accounted
     print(f"  {'other (outside the timed steps)':44} "
           f"{rest * 1000 / n:7.1f} ms/doc  {100 * rest / wall:5.1f} %")
-
-
-def load_now() -> str:
-    """1/5/15-minute load averages (other work on the machine skews the figures)."""
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

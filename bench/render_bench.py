@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -33,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _common import load_now  # noqa: E402  (bench/ is on sys.path when run)
 
 from brokerflow.render import DEFAULT_TEMPLATES_DIR, DocumentRenderer  # noqa: E402
 
@@ -245,11 +246,6 @@ def find_three_page_lines(renderer: DocumentRenderer) -> int:
 
 
 # --------------------------------------------------------------------------- main
-
-
-def load_now() -> str:
-    """1/5/15-minute load averages (other work on the machine skews the figures)."""
-    return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:

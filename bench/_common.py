@@ -1,0 +1,30 @@
+"""What the benchmark scripts share: the BROKERFLOW_* wiring and the load-average reading."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def set_env(tmp: Path, endpoint: str, *, bucket: str = "bf-bench") -> dict[str, str]:
+    """Point brokerflow at a temporary home, SQLite file and ``endpoint``; returns the values."""
+    values = {
+        "BROKERFLOW_HOME": str(tmp / "home"),
+        "BROKERFLOW_DATABASE_URL": f"sqlite:///{tmp / 'brokerflow.db'}",
+        "BROKERFLOW_S3_ENDPOINT": endpoint,
+        "BROKERFLOW_S3_ACCESS_KEY": "brokerflow-bench",
+        "BROKERFLOW_S3_SECRET_KEY": "brokerflow-bench-secret-0123456789",
+        "BROKERFLOW_S3_BUCKET": f"{bucket}-{os.getpid()}",
+        "BROKERFLOW_SECRET_KEY": "bench-secret-key-not-for-production",
+        "BROKERFLOW_S3_RETRIES": "1",
+        "BROKERFLOW_S3_TIMEOUT_SECONDS": "10",
+    }
+    os.environ.update(values)
+    for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
+        os.environ.pop(key, None)
+    return values
+
+
+def load_now(separator: str = "/") -> str:
+    """1/5/15-minute load averages (other work on the machine skews the figures)."""
+    return separator.join(f"{x:.2f}" for x in os.getloadavg())
