@@ -18,7 +18,10 @@ def chromium(download_dir: str | None = None) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     profile = tempfile.mkdtemp(prefix="brokerflow-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    # --disable-3d-apis: without a GPU, WebGL (the Prefect run page's timeline graph) falls back
+    # to software rendering and keeps both cores busy; the pages work without it.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-3d-apis",
+                 "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--window-size=1400,1000",
                  f"--user-data-dir={profile}"):

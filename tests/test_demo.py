@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import console_script, pdf_text
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BROKERFLOW_") and k != "PREFECT_API_URL"}
-    return {**env, "BROKERFLOW_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            **extra}
+from tests.stack_process import clean_env
 
 
 @pytest.mark.slow
@@ -23,7 +16,7 @@ def test_demo_auto_approves_everything_and_exports_the_pdfs(tmp_path: Path) -> N
     export = tmp_path / "pdfs"
     result = subprocess.run(
         [*console_script(), "demo", "--auto-approve", "--export", str(export)],
-        env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=600,
+        env=clean_env(tmp_path / "home"), capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     names = sorted(p.name for p in export.glob("*.pdf"))
@@ -40,7 +33,7 @@ def test_demo_without_a_chinese_font_names_the_package(tmp_path: Path) -> None:
     config = tmp_path / "fonts.conf"
     config.write_text("<?xml version='1.0'?><fontconfig></fontconfig>", encoding="utf-8")
     result = subprocess.run([*console_script(), "demo", "--auto-approve"],
-                            env=_env(tmp_path / "home", FONTCONFIG_FILE=str(config)),
+                            env=clean_env(tmp_path / "home", FONTCONFIG_FILE=str(config)),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "apt-get install fonts-wqy-microhei" in result.stderr

@@ -11,26 +11,23 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
-import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from brokerflow.s3server import free_port
+from tests.browser import chromium
 from tests.conftest import console_script
+from tests.stack_process import clean_env, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -39,13 +36,6 @@ DOCS_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "prefect-app
 SUBJECT = "2027年度营销方案"
 OPINION = "转渠道管理部"
 T = TypeVar("T")
-
-
-def _clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BROKERFLOW_", "PREFECT_API_URL"))}
-    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
 
 
 def _api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -73,30 +63,9 @@ def _poll(probe: Callable[[], T | None], *, timeout: float, what: str,
 
 def _brokerflow(home: Path, user: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``brokerflow ARGS --as USER`` in a child process, with the sample secret pw-USER."""
-    env = dict(_clean_env(home), BROKERFLOW_SECRET=f"pw-{user}")
+    env = clean_env(home, BROKERFLOW_SECRET=f"pw-{user}")
     return subprocess.run([*console_script(), *args, "--as", user], env=env,
                           capture_output=True, text=True, timeout=120)
-
-
-@contextmanager
-def _chromium() -> Iterator[webdriver.Chrome]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM  # with the Service below: Selenium Manager stays idle
-    with tempfile.TemporaryDirectory(prefix="brokerflow-chromium-") as profile:
-        # --disable-3d-apis: without a GPU, the run page's timeline graph (WebGL) falls back
-        # to software rendering and keeps both cores busy: typing into the form took ~1 s a
-        # key.  Without WebGL that graph stays blank (and logs a renderer error); the rest of
-        # the page, the Resume dialog included, works as usual.
-        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-3d-apis",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", f"--user-data-dir={profile}"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        try:
-            yield driver
-        finally:
-            driver.quit()
 
 
 def _form_field(dialog: WebElement, label: str, control: str) -> WebElement:
@@ -150,25 +119,8 @@ def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path)
 @pytest.mark.slow
 def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    prefect_port, s3_port, web_port = free_port(), free_port(), free_port()
-    process = subprocess.Popen(
-        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port),
-         "--web-port", str(web_port)],
-        env=_clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        assert "Press Ctrl-C" in "".join(lines), "".join(lines)
+    with running_stack(home) as stack:
+        prefect_port = stack.prefect_port
         assert json.loads((home / "stack.json").read_text())["prefect_api"] == (
             f"http://127.0.0.1:{prefect_port}/api")
         _poll(lambda: "filing-chain" in [
@@ -192,7 +144,7 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
         _poll(suspended, timeout=90, what=f"flow run {run_id} to suspend")
 
         screenshot = tmp_path / "prefect-approval-form.png"
-        with _chromium() as driver:
+        with chromium() as driver:
             try:
                 _approve_in_prefect_ui(driver, f"http://127.0.0.1:{prefect_port}/runs/flow-run/"
                                                f"{run_id}", screenshot)
@@ -217,15 +169,5 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
         if os.environ.get("BROKERFLOW_UPDATE_SCREENSHOTS") == "1":
             DOCS_SCREENSHOT.write_bytes(screenshot.read_bytes())
 
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:  # a failed assertion: take the whole stack down
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-                os.killpg(process.pid, sig)
-                try:
-                    process.wait(timeout=60)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        assert stack.interrupt() == 0
     assert not (home / "stack.json").exists()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -13,39 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from brokerflow.s3server import free_port, port_in_use
+from brokerflow.s3server import port_in_use
 from tests.conftest import console_script
-
-
-def _clean_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("BROKERFLOW_", "PREFECT_API_URL"))}
-    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    return env
+from tests.stack_process import clean_env, running_stack
 
 
 @pytest.mark.slow
 def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
-    prefect_port, s3_port, web_port = free_port(), free_port(), free_port()
-    process = subprocess.Popen(
-        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port),
-         "--web-port", str(web_port)],
-        env=_clean_env(tmp_path / "home"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
-    )
-    lines: list[str] = []
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        output = "".join(lines)
-        assert "Press Ctrl-C" in output, output
+    with running_stack(tmp_path / "home") as stack:
+        output = stack.output
+        prefect_port, s3_port, web_port = stack.prefect_port, stack.s3_port, stack.web_port
         assert f"http://127.0.0.1:{prefect_port}" in output
         assert f"http://127.0.0.1:{s3_port}" in output
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health") as response:
@@ -65,18 +40,10 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
             time.sleep(0.5)
         assert wanted <= set(names)
         assert (tmp_path / "home" / "brokerflow.db").exists()
-        second = subprocess.run([*console_script(), "up"], env=_clean_env(tmp_path / "home"),
+        second = subprocess.run([*console_script(), "up"], env=clean_env(tmp_path / "home"),
                                 capture_output=True, text=True, timeout=60)
         assert second.returncode == 1 and "already running" in second.stdout
-        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's process group
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:  # a failed assertion: take the whole stack down
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        assert stack.interrupt() == 0
     assert not port_in_use("127.0.0.1", prefect_port)
     assert not port_in_use("127.0.0.1", web_port)
     assert not (tmp_path / "home" / "stack.json").exists()
@@ -89,7 +56,7 @@ def test_up_refuses_a_taken_port_naming_it_and_the_option(tmp_path: Path) -> Non
         port = taken.getsockname()[1]
         result = subprocess.run(
             [*console_script(), "up", "--prefect-port", str(port)],
-            env=_clean_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
+            env=clean_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
         )
     assert result.returncode == 2
     assert f"port {port}" in result.stderr and "--prefect-port" in result.stderr

@@ -1,0 +1,73 @@
+"""``brokerflow up`` as a child process for the tests that need the whole stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from brokerflow.s3server import free_port
+from tests.conftest import console_script
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """This environment without brokerflow/Prefect settings, pointed at ``home``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BROKERFLOW_", "PREFECT_API_URL"))}
+    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    return env
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    home: Path
+    prefect_port: int
+    s3_port: int
+    web_port: int
+    output: str
+
+    def interrupt(self) -> int:
+        """Ctrl-C, as the terminal sends it to the process group; the exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+
+@contextmanager
+def running_stack(home: Path) -> Iterator[Stack]:
+    """Start ``brokerflow up`` on free ports, wait for "Press Ctrl-C"; always take it down."""
+    prefect_port, s3_port, web_port = free_port(), free_port(), free_port()
+    process = subprocess.Popen(
+        [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port),
+         "--web-port", str(web_port)],
+        env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        output = "".join(lines)
+        assert "Press Ctrl-C" in output, output
+        yield Stack(process, home, prefect_port, s3_port, web_port, output)
+    finally:
+        if process.poll() is None:  # a failed assertion: take the whole stack down
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+                os.killpg(process.pid, sig)
+                try:
+                    process.wait(timeout=60)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
