@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from approvals.audit import append_audit
 from approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
 from approvals.forms import NamingForm, SignForm, describe_waiting
+from brokerflow.errors import AccessDenied, NotFound
 from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep, utcnow
 from brokerflow.roster import UserView, get_user_view, verify_secret
 
@@ -215,6 +216,41 @@ BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
 def form_details(answer: Any) -> dict[str, str]:
     """The step-specific fields of a form answer, as text (the secret never among them)."""
     return {k: str(v) for k, v in answer.model_dump().items() if k not in BASE_FORM_FIELDS}
+
+
+def current_flow_run_id() -> str:
+    """The id of the flow run this code runs in ('' outside one)."""
+    from prefect.context import get_run_context
+
+    context = get_run_context()
+    flow_run = getattr(context, "flow_run", None)
+    return str(flow_run.id) if flow_run else ""
+
+
+def bind_flow_run(engine: Engine, model: Any, key: Any, run_id: str) -> None:
+    """Record which flow run handles a request; refuse a second run for the same request."""
+    with Session(engine) as session:
+        row = session.get(model, key)
+        if row is None:
+            raise NotFound(f"no {model.__name__} {key}")
+        if row.flow_run_id is None:
+            row.flow_run_id = run_id
+            session.add(row)
+            session.commit()
+        elif row.flow_run_id != run_id:
+            raise AccessDenied(f"{model.__name__} {key} is handled by flow run {row.flow_run_id}")
+
+
+def update_row(engine: Engine, model: Any, key: Any, **values: Any) -> None:
+    """Set ``values`` on one row in a transaction of its own."""
+    with Session(engine) as session:
+        row = session.get(model, key)
+        if row is None:
+            raise NotFound(f"no {model.__name__} {key}")
+        for name, value in values.items():
+            setattr(row, name, value)
+        session.add(row)
+        session.commit()
 
 
 def claim_on(model: Any, key: Any) -> Callable[[Session, int], bool]:

@@ -13,7 +13,6 @@ from collections import defaultdict
 from datetime import UTC
 
 from prefect import flow
-from prefect.context import get_run_context
 from sqlmodel import col, select
 
 from approvals.attributions import (
@@ -29,11 +28,14 @@ from approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
 from approvals.engine import (
     SigningRequest,
     WaitMode,
+    bind_flow_run,
     claim_on,
     clear_waiting,
+    current_flow_run_id,
     identify,
     load_decisions,
     take_signature,
+    update_row,
     wait_for_form,
 )
 from approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
@@ -199,17 +201,11 @@ def client_attribution(
     """Verify one pre-registered attribution; returns its final status."""
     settings = load_settings()
     archive = open_archive(settings)
-    context = get_run_context()
-    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    run_id = current_flow_run_id()
     if attribution_id is None:
         attribution_id = _preregister_from_ui(archive, settings, run_id=run_id, mode=wait,
                                               poll_interval=poll_interval)
-    with new_session(archive.engine) as session:
-        attribution = get_attribution(session, attribution_id=attribution_id)
-        if attribution.flow_run_id is None:
-            attribution.flow_run_id = run_id
-            session.add(attribution)
-            session.commit()
+    bind_flow_run(archive.engine, Attribution, attribution_id, run_id)
     while True:
         with new_session(archive.engine) as session:
             attribution = get_attribution(session, attribution_id=attribution_id)
@@ -218,12 +214,8 @@ def client_attribution(
         if attribution.status in FINAL:
             return attribution.status
         if not attribution.confirmation_serial:
-            serial = _confirmation_form(archive, attribution)
-            with new_session(archive.engine) as session:
-                current = get_attribution(session, attribution_id=attribution_id)
-                current.confirmation_serial = serial
-                session.add(current)
-                session.commit()
+            update_row(archive.engine, Attribution, attribution_id,
+                       confirmation_serial=_confirmation_form(archive, attribution))
             continue
         _apply_decisions(archive, attribution_id, decisions)
         with new_session(archive.engine) as session:

@@ -17,7 +17,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow
-from prefect.context import get_run_context
 from sqlmodel import select
 
 from approvals.attributions import effective_rule
@@ -28,6 +27,7 @@ from approvals.engine import (
     WaitMode,
     claim_on,
     clear_waiting,
+    current_flow_run_id,
     load_decisions,
     take_signature,
     user_names,
@@ -196,8 +196,7 @@ def monthly_closing(
     month = month or previous_month()
     Month.parse(month)
     archive = open_archive(load_settings())
-    context = get_run_context()
-    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    run_id = current_flow_run_id()
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
                              policy=policy, run_id=run_id,
                              attribution_source=attribution_source)

@@ -15,20 +15,22 @@ import json
 from typing import Any
 
 from prefect import flow
-from prefect.context import get_run_context
 
 from approvals.audit import append_audit
 from approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
 from approvals.engine import (
     SigningRequest,
     WaitMode,
+    bind_flow_run,
     claim_on,
     clear_waiting,
+    current_flow_run_id,
     identify,
     load_decisions,
     mark_waiting,
     record_refusal,
     take_signature,
+    update_row,
     user_names,
     wait_for_form,
 )
@@ -36,7 +38,6 @@ from approvals.filings import FILING_KINDS, create_filing, get_filing, request_k
 from approvals.forms import ResubmitForm, SubmitForm
 from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
-from brokerflow.errors import AccessDenied
 from brokerflow.models import Filing
 from brokerflow.roster import DEPARTMENT_LABELS, get_user_view
 from brokerflow.settings import load_settings
@@ -269,32 +270,20 @@ def filing_chain(
     Prefect UI: branch, kind, subject, body and submitter; the submitter then confirms.
     """
     archive = open_archive(load_settings())
-    context = get_run_context()
-    run_id = str(context.flow_run.id) if context.flow_run else ""  # type: ignore[union-attr]
+    run_id = current_flow_run_id()
     if filing_id is None:
         filing_id = _confirm_ui_submission(
             archive, run_id=run_id, branch=branch, kind=kind, subject=subject, body=body,
             submitter=submitter, mode=wait, poll_interval=poll_interval)
-    with new_session(archive.engine) as session:
-        filing = get_filing(session, filing_id=filing_id)
-        if filing.flow_run_id is None:
-            filing.flow_run_id = run_id
-            session.add(filing)
-            session.commit()
-        elif filing.flow_run_id != run_id:
-            raise AccessDenied(f"filing {filing_id} is handled by flow run {filing.flow_run_id}")
+    bind_flow_run(archive.engine, Filing, filing_id, run_id)
     while True:
         with new_session(archive.engine) as session:
             filing = get_filing(session, filing_id=filing_id)
         if filing.status in FINAL:
             return filing.result_serial or filing.status
         if not filing.current_serial:
-            serial = _archive_request_document(archive, filing)
-            with new_session(archive.engine) as session:
-                current = get_filing(session, filing_id=filing_id)
-                current.current_serial = serial
-                session.add(current)
-                session.commit()
+            update_row(archive.engine, Filing, filing_id,
+                       current_serial=_archive_request_document(archive, filing))
             continue
         decisions = load_decisions_for(archive, filing)
         state = progress(FILING_CHAIN, decisions)
