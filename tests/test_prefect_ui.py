@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
@@ -46,6 +47,12 @@ def _api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def _state(port: int, run_id: str) -> dict[str, Any]:
+    """The flow run's current state (its ``id`` changes on every transition)."""
+    state: dict[str, Any] = _api(port, f"/flow_runs/{run_id}")["state"]
+    return state
 
 
 def _poll(probe: Callable[[], T | None], *, timeout: float, what: str,
@@ -87,8 +94,12 @@ def _fill(element: WebElement, text: str) -> None:
     assert element.get_attribute("value") == text
 
 
-def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path) -> None:
-    """Open the suspended run, Resume, fill the SignForm as bo1, screenshot, Submit."""
+def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path,
+                           resumed: Callable[[], bool]) -> None:
+    """Open the suspended run, Resume, fill the SignForm as bo1, screenshot, Submit.
+
+    ``resumed()`` tells from the API whether the run has left the Suspended state.
+    """
     driver.get(url)
     wait = WebDriverWait(driver, 60)
     wait.until(ec.visibility_of_element_located(
@@ -113,7 +124,36 @@ def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path)
                           _form_field(dialog, "Opinion", "textarea"))
     assert driver.save_screenshot(str(screenshot))
     dialog.find_element(By.XPATH, ".//button[normalize-space()='Submit']").click()
-    wait.until(ec.invisibility_of_element_located((By.XPATH, "//*[@role='dialog']")))
+    # The outcome that matters is the run leaving Suspended (asked of the API); the dialog
+    # closing is the UI's side of it.  A person whose Submit did nothing clicks it again: so does
+    # this test, once, and says so.
+    accepted = lambda _: resumed() or not driver.find_elements(  # noqa: E731
+        By.XPATH, "//*[@role='dialog']")
+    try:
+        WebDriverWait(driver, 30).until(accepted)
+        return
+    except TimeoutException:
+        first = driver.find_element(By.TAG_NAME, "body").text
+    print(f"Submit did not resume the run within 30 s; the page showed:\n{first[-2000:]}")
+    for button in driver.find_elements(By.XPATH, "//*[@role='dialog']//button"
+                                                 "[normalize-space()='Submit']"):
+        button.click()
+    try:
+        WebDriverWait(driver, 60).until(accepted)
+    except TimeoutException as timeout:
+        page = driver.find_element(By.TAG_NAME, "body").text
+        raise AssertionError(
+            "the Resume form was not accepted after two Submits; the page showed after the "
+            f"first:\n{first[-2000:]}\nand after the second:\n{page[-2000:]}") from timeout
+
+
+def _log_tails(home: Path, lines: int = 40) -> str:
+    """The last lines of the stack's logs, for a failure report."""
+    tails = []
+    for log in sorted(home.glob("*.log")):
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        tails.append(f"--- {log.name} ---\n" + "\n".join(tail))
+    return "\n".join(tails)
 
 
 @pytest.mark.slow
@@ -136,22 +176,23 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
         assert filing and run, submitted.stdout
         filing_id, run_id = filing.group(1), run.group(1)
 
-        def suspended() -> bool:
-            state = _api(prefect_port, f"/flow_runs/{run_id}")["state"]
+        def suspended() -> dict[str, Any] | None:
+            state = _state(prefect_port, run_id)
             assert state["type"] not in ("FAILED", "CRASHED", "COMPLETED", "CANCELLED"), state
-            return state["type"] == "PAUSED"
+            return state if state["type"] == "PAUSED" else None
 
-        _poll(suspended, timeout=90, what=f"flow run {run_id} to suspend")
+        waiting = _poll(suspended, timeout=90, what=f"flow run {run_id} to suspend")
 
         screenshot = tmp_path / "prefect-approval-form.png"
         with chromium() as driver:
             try:
                 _approve_in_prefect_ui(driver, f"http://127.0.0.1:{prefect_port}/runs/flow-run/"
-                                               f"{run_id}", screenshot)
-            except Exception:  # keep what the browser showed for the failure report
+                                               f"{run_id}", screenshot,
+                                       lambda: _state(prefect_port, run_id)["id"] != waiting["id"])
+            except Exception as failure:  # keep what the browser and the stack showed
                 driver.save_screenshot(str(tmp_path / "prefect-ui-failure.png"))
                 (tmp_path / "prefect-ui-failure.html").write_text(driver.page_source)
-                raise
+                raise AssertionError(f"{failure!r}\n{_log_tails(home)}") from failure
 
         def advanced() -> dict[str, Any] | None:
             result = _brokerflow(home, "bm1", "filing", "status", filing_id, "--format", "json")

@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import select
 
 from archive.service import Archive, DocumentSpec
@@ -42,9 +45,16 @@ def site(archive: Archive, user, make_pdf) -> Iterator[tuple[str, dict[str, str]
     thread.join(timeout=10)
 
 
+def _shown(driver, element_id: str) -> WebElement:  # type: ignore[no-untyped-def]
+    """The element ``element_id`` once the page that has it is loaded (clicks don't wait)."""
+    element: WebElement = WebDriverWait(driver, 30).until(
+        ec.visibility_of_element_located((By.ID, element_id)))
+    return element
+
+
 def _login(driver, base: str, user: str, secret: str) -> None:  # type: ignore[no-untyped-def]
     driver.get(base + "/login")
-    driver.find_element(By.ID, "user_id").send_keys(user)
+    _shown(driver, "user_id").send_keys(user)
     driver.find_element(By.ID, "secret").send_keys(secret)
     driver.find_element(By.ID, "login").click()
 
@@ -56,11 +66,12 @@ def test_login_search_open_and_denied_read_in_a_browser(
     base, serials = site
     with chromium() as driver:
         _login(driver, base, "cm1", "wrong")
-        assert "wrong secret" in driver.find_element(By.ID, "error").text
+        assert "wrong secret" in _shown(driver, "error").text
         _login(driver, base, "cm1", "pw-cm1")
-        assert "cm1" in driver.find_element(By.ID, "who").text
+        assert "cm1" in _shown(driver, "who").text
         driver.find_element(By.ID, "serial").send_keys(serials["cm1"])
         driver.find_element(By.ID, "go").click()
+        _shown(driver, "count")
         links = driver.find_elements(By.CSS_SELECTOR, "#results a.open")
         assert [a.text for a in links] == [serials["cm1"]]
         driver.save_screenshot(str(tmp_path / "search.png"))
@@ -81,9 +92,10 @@ def test_login_search_open_and_denied_read_in_a_browser(
         assert body == stored
         # another CM's document: denied and logged
         driver.get(f"{base}/documents/{serials['cm2']}.pdf")
-        assert "may not read" in driver.find_element(By.ID, "message").text
+        assert "may not read" in _shown(driver, "message").text
         # the branch manager sees both
         driver.find_element(By.CSS_SELECTOR, "header button").click()
+        _shown(driver, "user_id")
         _login(driver, base, "bm1", "pw-bm1")
         driver.get(base + "/search?serial=SZ01-EXT")
         assert len(driver.find_elements(By.CSS_SELECTOR, "#results a.open")) == 2
