@@ -139,6 +139,32 @@ def test_excess_award_cap_carry_in_and_out_and_ipo_flag(compute) -> None:  # typ
     assert "excess_carried" not in e2["flags"]
 
 
+def test_earned_excess_is_not_rounded_before_the_carry_is_added(compute) -> None:  # type: ignore[no-untyped-def]
+    # SPEC §4: only line items and reported quantities are rounded; `earned` is neither
+    lines = compute(
+        [staff_row("t2", hire_date="2026-09-01")],  # trainee: value standard 100000
+        [client_row("x2", "t2", open_date="2026-10-08", purchases="20000", assets="100045")],
+        state={"t2": {"excess_carry": "10.001"}},
+    )
+    line = lines["t2"]
+    # earned (100045 - 100000) * 0.0001 = 0.0045; paid = 10.001 + 0.0045 = 10.0055 -> 10.01
+    # (rounding earned first would pay 10.001 + 0.00 -> 10.00)
+    assert line["excess_value_award"] == "10.01"
+    # carry 10.0055 - 10.01 = -0.0045 -> 0.00, never "-0.00"
+    assert line["excess_carry_out"] == "0.00"
+    assert "excess_carried" not in line["flags"]
+
+
+def test_a_zero_amount_prints_as_0_00_not_minus_0_00(compute) -> None:  # type: ignore[no-untyped-def]
+    lines = compute(
+        [staff_row("n1")],
+        # net revenue 0 * 0.95 - 40 * 0.0001 = -0.004 -> 0.00; commission -0.004*... -> 0.00
+        [client_row("y9", "n1", turnover="40", gross_commission="0")],
+    )
+    line = lines["n1"]
+    assert (line["net_revenue"], line["commission"]) == ("0.00", "0.00")
+
+
 @pytest.mark.parametrize(("absence", "deduction", "mgmt", "flags"), [
     ({"sick_leave_days": "3"}, "0.00", "85.00", []),           # ≤ 3 sick days: no pay lost
     ({"sick_leave_days": "4"}, "367.82", "80.00", []),         # 2000/21.75 * 4 = 367.816…

@@ -35,11 +35,15 @@ DEEMED_RESIGNED_HALF_DAYS = 6
 
 
 def money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+    """``value`` rounded half-up to 0.01; a zero is always ``0.00``, never ``-0.00``."""
+    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
+    return rounded if rounded else rounded.copy_abs()
 
 
 def score4(value: Decimal) -> Decimal:
-    return value.quantize(SCORE_STEP, rounding=ROUND_HALF_UP)
+    """``value`` rounded half-up to 0.0001; a zero is always ``0.0000``."""
+    rounded = value.quantize(SCORE_STEP, rounding=ROUND_HALF_UP)
+    return rounded if rounded else rounded.copy_abs()
 
 
 @dataclass
@@ -282,10 +286,10 @@ def compute_payroll(
             flags.add("unqualified_reduction")
         commission = money(commission_raw)
         opening_bonus = money(policy.opening_bonus_per_account * f.valid_accounts)
+        # earned is neither a line item nor reported: not rounded (SPEC §4); paid and carry are
         earned = ZERO
         if not s.mainly_ipo_or_fund:
-            earned = money(max(ZERO, new_value - level.value_standard)
-                           * policy.excess_award_rate)
+            earned = max(ZERO, new_value - level.value_standard) * policy.excess_award_rate
         available = carried.excess_carry + earned
         excess_paid = money(min(available, policy.excess_award_monthly_cap))
         carry_out = money(available - excess_paid)
