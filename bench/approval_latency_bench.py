@@ -24,7 +24,9 @@ Prefect server in a subprocess, SQLite).
       serve`` child (cwd = repo).  Runs are created with
       ``brokerflow.cli.start_deployment``.  First with PREFECT_RUNNER_POLL_FREQUENCY=1 (a full
       chain), then with the default (10; a short chain).  The deployment is deleted between
-      the two serve processes so that registration by the second one can be seen.  For each
+      the two serve processes so that registration by the second one can be seen.  ``serve``
+      starts each run's process from its preloaded forkserver; run the script with
+      BROKERFLOW_SERVE_START=spawn in the environment to measure Prefect's own spawn.  For each
       resume the run's state history (Resuming, Pending, Running, ...) is printed as offsets
       from the resume.  At the end, the script times the cold imports a resumed run pays:
       fresh interpreters importing prefect.flow_engine (and flows.filing), 3 times each.

@@ -2,11 +2,22 @@
 
 Runs of the served deployments execute here (one subprocess per run); suspended runs hold no
 process and are picked up again when resumed, also after this process was restarted.
+
+Prefect starts each run's process with the ``spawn`` method: a fresh interpreter that imports
+Prefect and the flow again (about 4 s here), on every resume of a suspended approval step.
+``serve`` starts them from a ``forkserver`` instead, which imported those modules once, so a
+resumed step is waiting again within about a second of its process starting
+(``BROKERFLOW_SERVE_START=spawn`` restores Prefect's own way).
 """
 
 from __future__ import annotations
 
+import importlib
+import multiprocessing
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -27,26 +38,111 @@ def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
     return list(entries)
 
 
-def build_deployments(path: Path = PREFECT_YAML) -> list[Any]:
-    from prefect.flows import load_flow_from_entrypoint
+@dataclass(frozen=True)
+class DeclaredFlow:
+    """A prefect.yaml deployment entry with its flow loaded."""
+
+    name: str
+    flow: Any
+    description: str | None
+    parameters: dict[str, Any]
+    schedules: list[Any]
+
+
+def _import_flow(file: str, func: str, *, path: Path) -> Any:
+    """The flow ``func`` of ``file`` (e.g. ``flows/filing.py``), imported as its package module.
+
+    Imported by module name (``flows.filing``), not loaded from the file path: a run's process
+    then unpickles the flow by reference and resolves its annotations in that module.
+    """
+    module_name = file.removesuffix(".py").replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BadInput(f"entrypoint {file}:{func} does not import as {module_name}: {exc}",
+                       file=str(path), column="entrypoint") from exc
+    flow = getattr(module, func, None)
+    if flow is None:
+        raise BadInput(f"entrypoint {file}:{func}: {module_name} has no {func}",
+                       file=str(path), column="entrypoint")
+    return flow
+
+
+def load_declared(path: Path = PREFECT_YAML) -> list[DeclaredFlow]:
+    """Load each declared deployment's flow from its entrypoint, with its schedules."""
     from prefect.schedules import Cron
 
-    deployments = []
-    root = path.parent
+    loaded = []
     for entry in declared_deployments(path):
         file, _, func = entry["entrypoint"].partition(":")
-        flow: Any = load_flow_from_entrypoint(f"{root / file}:{func}")
         schedules = [Cron(s["cron"], timezone=s.get("timezone", "UTC"))
                      for s in entry.get("schedules") or [] if s.get("cron")]
-        deployments.append(flow.to_deployment(
-            name=entry["name"], description=entry.get("description"),
-            parameters=entry.get("parameters") or {}, schedules=schedules or None,
-        ))
-    return deployments
+        loaded.append(DeclaredFlow(
+            name=entry["name"], flow=_import_flow(file, func, path=path),
+            description=entry.get("description"), parameters=entry.get("parameters") or {},
+            schedules=schedules))
+    return loaded
 
 
 def serve_declared(path: Path = PREFECT_YAML) -> None:
-    """Register the deployments with the Prefect API and run their flow runs (blocks)."""
-    from prefect import serve
+    """Register the deployments with the Prefect API and run their flow runs (blocks).
 
-    serve(*build_deployments(path), print_starting_message=True)  # type: ignore[arg-type]
+    The flows are handed to the runner as flow objects (``Runner.add_flow``), not as bare
+    deployments, so a run's process starts from the loaded flow instead of running
+    ``python -m prefect.engine`` to find and import it again.
+    """
+    import asyncio
+
+    from prefect.exceptions import TerminationSignal
+    from prefect.runner import Runner
+
+    start_runs_from_forkserver()
+    runner = Runner(name="brokerflow-serve", pause_on_shutdown=True)
+    for declared in load_declared(path):
+        runner.add_flow(declared.flow, name=declared.name, description=declared.description,
+                        parameters=declared.parameters, schedules=declared.schedules or None)
+        print(f"serving deployment {declared.flow.name}/{declared.name}", flush=True)
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal) as stop:
+        print(f"brokerflow serve: {type(stop).__name__}, shutting down", flush=True)
+
+
+#: What the forkserver imports once, so that run processes forked from it need not.
+FORKSERVER_PRELOAD = ("prefect.flow_engine", "flows.filing", "flows.attribution", "flows.closing",
+                      "flows.reminders", "brokerflow.render")
+
+
+class _StartFromForkserver(ModuleType):
+    """``multiprocessing`` as ``prefect.flow_engine`` sees it: its "spawn" is a forkserver.
+
+    The forkserver is a clean single-threaded process started on first use; like spawn, each
+    run's process receives its call pickled, so Prefect's own start-up code runs unchanged.
+    """
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        super().__init__("multiprocessing")
+        self._forkserver = multiprocessing.get_context("forkserver")
+        self._forkserver.set_forkserver_preload(list(preload))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(multiprocessing, name)
+
+    def get_context(self, method: str | None = None) -> Any:
+        if method == "spawn":
+            return self._forkserver
+        return multiprocessing.get_context(method)
+
+
+def start_runs_from_forkserver(preload: tuple[str, ...] = FORKSERVER_PRELOAD) -> bool:
+    """Make this process's Prefect start flow-run processes from a preloaded forkserver.
+
+    Returns False (and changes nothing) when ``BROKERFLOW_SERVE_START=spawn`` asks for
+    Prefect's own start method.
+    """
+    if os.environ.get("BROKERFLOW_SERVE_START", "forkserver") == "spawn":
+        return False
+    import prefect.flow_engine as flow_engine
+
+    flow_engine.multiprocessing = _StartFromForkserver(preload)  # type: ignore[attr-defined]
+    return True

@@ -154,6 +154,7 @@ def _start_prefect(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PREFECT_HOME=str(prefect_home),
                PREFECT_SERVER_ANALYTICS_ENABLED="false",
                PREFECT_API_URL=f"http://{host}:{port}/api")
+    env.setdefault("DO_NOT_TRACK", "1")  # no telemetry from a branch office's network
     log = (home / "prefect-server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
@@ -200,6 +201,7 @@ def _start_child(home: Path, log_name: str, args: list[str],
 
     env = dict(os.environ, **extra_env)
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # resumed runs start ~2 s sooner
+    env.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry
     log = (home / log_name).open("ab")
     return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", *args],
                             cwd=PREFECT_YAML.parent, env=env, stdout=log,

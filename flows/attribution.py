@@ -7,7 +7,8 @@ review (resolves a conflict: keep or transfer) → finance manager and branch ma
 order) → trading dept manager enters the attribution with the account number: effective now.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the served flow is pickled by value into its run
+# process, where string annotations (e.g. WaitMode) could not be resolved.
 
 from collections import defaultdict
 from datetime import UTC

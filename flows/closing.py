@@ -7,7 +7,8 @@ branch manager through the approval engine, then archive the signed report (PAS)
 the brokerage business office.  A closed month is refused until a branch manager reopens it.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the served flow is pickled by value into its run
+# process, where string annotations (e.g. WaitMode) could not be resolved.
 
 import json
 import tempfile

@@ -9,7 +9,8 @@ All state lives in the database; the flow only derives the next step from it, so
 re-executed (after a suspension or a worker restart) continues where the decisions left off.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the served flow is pickled by value into its run
+# process, where string annotations (e.g. WaitMode) could not be resolved.
 
 import json
 from typing import Any

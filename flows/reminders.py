@@ -1,7 +1,8 @@
 """催办: a scheduled flow that records a reminder (and a Prefect artifact) for every approval
 step waiting longer than the policy allows.  Nothing is ever approved automatically."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: the served flow is pickled by value into its run
+# process, where string annotations (e.g. WaitMode) could not be resolved.
 
 from datetime import UTC, datetime, timedelta
 
