@@ -54,3 +54,29 @@ def decide_read(
     if doc.cm_id is not None and doc.cm_id == user.user_id:
         return AccessDecision(True, "document is about the user")
     return AccessDecision(False, "not about the user or a team the user leads")
+
+
+@dataclass(frozen=True)
+class ReadableScope:
+    """A superset of what a user may read, for narrowing an index query before ``decide_read``.
+
+    ``None`` in a field means no restriction by it; ``cm_ids`` and ``team`` are alternatives
+    (a row passes when either matches).  Never narrower than ``decide_read`` allows.
+    """
+
+    branch: str | None = None
+    cm_ids: frozenset[str] | None = None
+    team: str | None = None
+
+
+def readable_scope(user: UserView, *, subordinates: frozenset[str] = frozenset()
+                   ) -> ReadableScope:
+    """The query-side counterpart of ``decide_read`` for ``user`` (see ``ReadableScope``)."""
+    if user.is_head_office:
+        return ReadableScope()
+    if user.has_any(BRANCH_MANAGEMENT_ROLES):
+        return ReadableScope(branch=user.branch)
+    if user.has_any(TEAM_LEADER_ROLES):
+        return ReadableScope(branch=user.branch, cm_ids=subordinates | {user.user_id},
+                             team=user.team or None)
+    return ReadableScope(branch=user.branch, cm_ids=frozenset({user.user_id}))

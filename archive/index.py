@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from archive.access import ReadableScope
 from archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
 from brokerflow.models import (
     AccessLogEntry,
@@ -113,9 +114,27 @@ class SearchFilter:
     limit: int = 1000
 
 
-def search_entries(session: Session, *, query: SearchFilter) -> list[ArchiveEntry]:
-    """Index rows matching every given filter, ordered by serial."""
+def search_entries(session: Session, *, query: SearchFilter,
+                   within: ReadableScope | None = None,
+                   after: str | None = None) -> list[ArchiveEntry]:
+    """Index rows matching every given filter, ordered by serial, at most ``query.limit``.
+
+    ``within`` narrows to what a reader could possibly see; ``after`` starts past a serial
+    (for reading on page by page).
+    """
     statement = select(ArchiveEntry)
+    if after is not None:
+        statement = statement.where(col(ArchiveEntry.serial) > after)
+    if within is not None:
+        if within.branch is not None:
+            statement = statement.where(ArchiveEntry.branch == within.branch)
+        alternatives: list[ColumnElement[bool]] = []
+        if within.cm_ids is not None:
+            alternatives.append(col(ArchiveEntry.cm_id).in_(sorted(within.cm_ids)))
+        if within.team:
+            alternatives.append(col(ArchiveEntry.team) == within.team)
+        if within.cm_ids is not None or within.team:
+            statement = statement.where(or_(*alternatives))
     if query.serial:
         text = query.serial.strip().rstrip("*")
         if SERIAL_PATTERN.match(text):

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import select
 
 from archive import index
-from archive.access import DocumentScope, decide_read
+from archive.access import DocumentScope, decide_read, readable_scope
 from archive.serials import Serial, check_branch, check_doc_type, parse_serial
 from archive.store import ObjectInfo, ObjectStore
 from brokerflow.db import new_session
@@ -155,7 +155,8 @@ class Archive:
                              allowed=allowed, reason=reason)
             session.commit()
 
-    def _deny(self, user: UserView, action: str, target: str, reason: str) -> AccessDenied:
+    def deny(self, user: UserView, action: str, target: str, reason: str) -> AccessDenied:
+        """Log a refused ``action`` by ``user`` on ``target``; the error to raise for it."""
         self._log(user.user_id, action, target, allowed=False, reason=reason)
         return AccessDenied(f"{user.user_id} may not {action} {target}: {reason}")
 
@@ -292,7 +293,7 @@ class Archive:
                                    f"not {spec.branch}", column="--cm")
                 team = cm.team
         if not (actor.is_head_office or actor.branch == spec.branch):
-            raise self._deny(actor, "put", spec.branch, "writer is not of this branch")
+            raise self.deny(actor, "put", spec.branch, "writer is not of this branch")
         return team, month
 
     def _existing(self, doc_type: str, subject_key: str, revision: int) -> str | None:
@@ -359,7 +360,7 @@ class Archive:
             raise NotFound(f"no archived document {serial}")
         decision = decide_read(actor, self._scope(entry), subordinates=self._subordinates(actor))
         if not decision.allowed:
-            raise self._deny(actor, "read", serial, decision.reason)
+            raise self.deny(actor, "read", serial, decision.reason)
         data = self.store.get(entry.object_key, version_id=entry.version_id)
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             self._log(actor.user_id, "get", serial, allowed=False, reason="checksum mismatch")
@@ -374,14 +375,25 @@ class Archive:
         if query.doc_type:
             check_doc_type(query.doc_type)
         subordinates = self._subordinates(actor)
-        with new_session(self.engine) as session:
-            rows = index.search_entries(session, query=query)
-        visible = [
-            e for e in rows
-            if decide_read(actor, self._scope(e), subordinates=subordinates).allowed
-        ]
+        within = readable_scope(actor, subordinates=subordinates)
+        visible: list[ArchiveEntry] = []
+        scanned, after = 0, None
+        # The query is narrowed to what the actor could see, then every row is still decided
+        # by decide_read; pages continue until ``limit`` visible rows or the end.
+        while len(visible) < query.limit:
+            with new_session(self.engine) as session:
+                rows = index.search_entries(session, query=query, within=within, after=after)
+            scanned += len(rows)
+            for entry in rows:
+                if decide_read(actor, self._scope(entry), subordinates=subordinates).allowed:
+                    visible.append(entry)
+                    if len(visible) == query.limit:
+                        break
+            if len(rows) < query.limit:
+                break
+            after = rows[-1].serial
         self._log(actor.user_id, "search", query.serial or "", allowed=True,
-                  reason=f"{len(visible)} of {len(rows)} matches visible")
+                  reason=f"{len(visible)} of {scanned} matches visible")
         return visible
 
     def presigned_url(self, serial: str, *, days: int = 7) -> str:

@@ -142,7 +142,7 @@ def _require_auditor(archive: Any, args: argparse.Namespace, action: str) -> Non
 
     actor = archive.authenticate(*_acting_user(args))
     if not (actor.is_head_office or ADMIN_ROLE in actor.roles):
-        raise archive._deny(actor, action, "archive", "needs head office or role admin")
+        raise archive.deny(actor, action, "archive", "needs head office or role admin")
 
 
 def cmd_archive_verify(args: argparse.Namespace) -> int:
@@ -203,7 +203,7 @@ def _filing_reader(archive: Any, args: argparse.Namespace) -> Any:
 
 def _check_filing_visible(archive: Any, actor: Any, filing: Any) -> None:
     if not (actor.is_head_office or actor.branch == filing.branch):
-        raise archive._deny(actor, "read", f"filing {filing.id}", "not of the filing's branch")
+        raise archive.deny(actor, "read", f"filing {filing.id}", "not of the filing's branch")
 
 
 def cmd_filing_submit(args: argparse.Namespace) -> int:
@@ -401,7 +401,7 @@ def cmd_payroll_reopen(args: argparse.Namespace) -> int:
     if not args.reason.strip():
         raise BadInput("a reason is required", column="--reason")
     if "branch_manager" not in actor.roles or actor.branch != args.branch:
-        raise archive._deny(actor, "reopen", f"payroll {args.branch} {args.month}",
+        raise archive.deny(actor, "reopen", f"payroll {args.branch} {args.month}",
                             "only the branch's branch manager may reopen a closed month")
     with new_session(archive.engine) as session:
         run = latest_run(session, branch=args.branch, month=args.month)

@@ -344,3 +344,31 @@ def test_an_interrupted_put_is_settled_after_its_lease(
         statuses = {r.number: r.status for r in session.exec(select(SerialRecord))}
     assert statuses == {1: "void", 2: "stored", 3: "stored"}
     assert archive.verify().ok
+
+
+def test_search_limit_counts_visible_documents_not_rows_read(
+    archive: Archive, user, make_pdf
+) -> None:
+    """A CM's document after more of others' rows than the limit is still found."""
+    pdf = make_pdf("检索分页")
+    owners = ["cm3", "cm3", "cm2", "cm3", "cm1", "cm2", "cm1"]
+    serials = [archive.put(pdf, DocumentSpec(branch="SZ01", doc_type="EXT", subject=f"{n} {cm}",
+                                             subject_key=f"page-test:{n}", cm_id=cm),
+                           actor=user("cc1")).serial
+               for n, cm in enumerate(owners)]
+    by_owner = dict(zip(serials, owners, strict=True))
+
+    def found(user_id: str, limit: int) -> list[str]:
+        return [e.serial for e in archive.search(SearchFilter(serial="SZ01-EXT", limit=limit),
+                                                 actor=user(user_id))]
+
+    # cm1's documents are the 5th and 7th rows: a limit of 1 or 2 must still reach them
+    assert found("cm1", 1) == [s for s in serials if by_owner[s] == "cm1"][:1]
+    assert found("cm1", 2) == [s for s in serials if by_owner[s] == "cm1"]
+    # sm1 leads cm1 and cm2 (team T1): the first three of theirs, past cm3's rows
+    assert found("sm1", 3) == [s for s in serials if by_owner[s] in ("cm1", "cm2")][:3]
+    # branch management reads all: a limit is simply the first rows
+    assert found("bm1", 4) == serials[:4]
+    # every one of these is readable by its searcher, one by one
+    for serial in found("sm1", 10):
+        archive.get(serial, actor=user("sm1"))
