@@ -3,6 +3,7 @@
     BrokerflowError                 base; ``exit_code`` is what the CLI exits with
     ├── BadInput                    exit 2: a file, row, column (or option) is wrong
     ├── UnsafeSettings              exit 2: default secrets outside development mode
+    ├── SchemaError                 exit 6: the database needs a migration start cannot make
     ├── AccessError                 exit 3
     │   ├── AuthenticationFailed    unknown user or wrong secret
     │   └── AccessDenied            a known user asked for something not theirs
@@ -56,6 +57,12 @@ class UnsafeSettings(BrokerflowError):
     """Settings that must not be used outside development (default secrets)."""
 
     exit_code = 2
+
+
+class SchemaError(BrokerflowError):
+    """The database's schema differs from the code's in a way start-up cannot fix."""
+
+    exit_code = 6
 
 
 class AccessError(BrokerflowError):
