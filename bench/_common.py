@@ -1,9 +1,13 @@
-"""What the benchmark scripts share: the BROKERFLOW_* wiring and the load-average reading."""
+"""What the benchmark scripts share: the BROKERFLOW_* wiring, the load-average reading and
+the timing wrapper of their hooks."""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def set_env(tmp: Path, endpoint: str, *, bucket: str = "bf-bench") -> dict[str, str]:
@@ -28,3 +32,20 @@ def set_env(tmp: Path, endpoint: str, *, bucket: str = "bf-bench") -> dict[str, 
 def load_now(separator: str = "/") -> str:
     """1/5/15-minute load averages (other work on the machine skews the figures)."""
     return separator.join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def timed(label: str | Callable[..., str], original: Callable[..., Any],
+          record: Callable[[str, float, float], None]) -> Callable[..., Any]:
+    """``original`` wrapped so that each call reports ``record(name, start, end)``.
+
+    ``label`` is the name, or a function of the call's arguments giving it.
+    """
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            name = label(*args, **kwargs) if callable(label) else label
+            record(name, t0, time.perf_counter())
+
+    return wrapper

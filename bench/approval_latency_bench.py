@@ -67,7 +67,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
+from _common import load_now, set_env, timed  # noqa: E402  (bench/ is on sys.path when run)
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.flow_runs import resume_flow_run  # noqa: E402
 from prefect.input import keyset_from_paused_state  # noqa: E402
@@ -151,17 +151,13 @@ TIMES: dict[str, float] = defaultdict(float)
 _times_lock = threading.Lock()
 
 
-def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            name = label(*args, **kwargs) if callable(label) else label
-            with _times_lock:
-                TIMES[name] += time.perf_counter() - t0
+def _add_time(name: str, start: float, end: float) -> None:
+    with _times_lock:
+        TIMES[name] += end - start
 
-    return wrapper
+
+def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Callable[..., Any]:
+    return timed(label, original, _add_time)
 
 
 def install_hooks() -> None:

@@ -68,7 +68,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
+from _common import load_now, set_env, timed  # noqa: E402  (bench/ is on sys.path when run)
 
 from brokerflow.payroll.compute import compute_from_directory  # noqa: E402
 from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS  # noqa: E402
@@ -404,17 +404,13 @@ EVENTS: list[tuple[str, float, float]] = []
 _events_lock = threading.Lock()
 
 
-def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            name = label(*args, **kwargs) if callable(label) else label
-            with _events_lock:
-                EVENTS.append((name, t0, time.perf_counter()))
+def _add_event(name: str, start: float, end: float) -> None:
+    with _events_lock:
+        EVENTS.append((name, start, end))
 
-    return wrapper
+
+def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Callable[..., Any]:
+    return timed(label, original, _add_event)
 
 
 def install_hooks() -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
-from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS
+from brokerflow.sample.crm import write_export
+
+__all__ = ["MONTH", "POLICY", "client_row", "staff_row", "write_export"]
 
 POLICY = Path(__file__).parent / "data" / "policy_simple.toml"
 MONTH = "2026-10"
@@ -33,16 +33,3 @@ def staff_row(cm_id: str, **values: Any) -> dict[str, Any]:
 def client_row(client_id: str, cm_id: str, **values: Any) -> dict[str, Any]:
     return {**CLIENT_DEFAULTS, "client_id": client_id, "cm_id": cm_id, **values}
 
-
-def write_export(directory: Path, *, staff: list[dict[str, Any]],
-                 clients: list[dict[str, Any]], state: dict[str, Any] | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, columns, rows in (("staff.csv", STAFF_COLUMNS, staff),
-                                ("clients.csv", CLIENT_COLUMNS, clients)):
-        with (directory / name).open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-    if state is not None:
-        (directory / "state.json").write_text(json.dumps(state), encoding="utf-8")
-    return directory

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
+from typing import Any
 
 from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS, Month
 
@@ -63,10 +65,19 @@ def write_sample_export(directory: Path, *, month: str, cms: int = 36, seed: int
                     "gross_commission": f"{turnover * 3 // 10_000}.{rng.randint(0, 99):02d}",
                     "fund_sales_commission": rng.choice(["0", "0", "120.50", "800.00"]),
                 })
-    for name, columns, rows in (("staff.csv", STAFF_COLUMNS, staff_rows),
-                                ("clients.csv", CLIENT_COLUMNS, client_rows)):
+    return write_export(directory, staff=staff_rows, clients=client_rows)
+
+
+def write_export(directory: Path, *, staff: list[dict[str, Any]],
+                 clients: list[dict[str, Any]], state: dict[str, Any] | None = None) -> Path:
+    """Write ``staff.csv``, ``clients.csv`` (SPEC §6.2 columns) and, if given, ``state.json``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, columns, rows in (("staff.csv", STAFF_COLUMNS, staff),
+                                ("clients.csv", CLIENT_COLUMNS, clients)):
         with (directory / name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
+    if state is not None:
+        (directory / "state.json").write_text(json.dumps(state), encoding="utf-8")
     return directory
