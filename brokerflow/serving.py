@@ -52,8 +52,10 @@ class DeclaredFlow:
 def _import_flow(file: str, func: str, *, path: Path) -> Any:
     """The flow ``func`` of ``file`` (e.g. ``flows/filing.py``), imported as its package module.
 
-    Imported by module name (``flows.filing``), not loaded from the file path: a run's process
-    then unpickles the flow by reference and resolves its annotations in that module.
+    Imported by module name (``flows.filing``), not loaded from the file path under a
+    synthetic name: the flow's function is still pickled by value into its run's process (the
+    module attribute of that name is the Flow), but everything it refers to is pickled by
+    reference to ``flows.filing``, which the forkserver has imported already.
     """
     module_name = file.removesuffix(".py").replace("/", ".")
     try:
@@ -96,9 +98,11 @@ def serve_declared(path: Path = PREFECT_YAML) -> None:
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
 
-    start_runs_from_forkserver()
+    flows = load_declared(path)
+    flow_modules = sorted({declared.flow.fn.__module__ for declared in flows})
+    start_runs_from_forkserver((*FORKSERVER_PRELOAD, *flow_modules))
     runner = Runner(name="brokerflow-serve", pause_on_shutdown=True)
-    for declared in load_declared(path):
+    for declared in flows:
         runner.add_flow(declared.flow, name=declared.name, description=declared.description,
                         parameters=declared.parameters, schedules=declared.schedules or None)
         print(f"serving deployment {declared.flow.name}/{declared.name}", flush=True)
@@ -108,9 +112,9 @@ def serve_declared(path: Path = PREFECT_YAML) -> None:
         print(f"brokerflow serve: {type(stop).__name__}, shutting down", flush=True)
 
 
-#: What the forkserver imports once, so that run processes forked from it need not.
-FORKSERVER_PRELOAD = ("prefect.flow_engine", "flows.filing", "flows.attribution", "flows.closing",
-                      "flows.reminders", "brokerflow.render")
+#: What the forkserver imports once besides the served flows' own modules, so that run
+#: processes forked from it need not.
+FORKSERVER_PRELOAD = ("prefect.flow_engine", "brokerflow.render")
 
 
 class _StartFromForkserver(ModuleType):
@@ -134,7 +138,7 @@ class _StartFromForkserver(ModuleType):
         return multiprocessing.get_context(method)
 
 
-def start_runs_from_forkserver(preload: tuple[str, ...] = FORKSERVER_PRELOAD) -> bool:
+def start_runs_from_forkserver(preload: tuple[str, ...]) -> bool:
     """Make this process's Prefect start flow-run processes from a preloaded forkserver.
 
     Returns False (and changes nothing) when ``BROKERFLOW_SERVE_START=spawn`` asks for
