@@ -67,14 +67,18 @@ def next_number(session: Session, *, branch: str, doc_type: str, year: int) -> i
 
 
 def allocate_serial(
-    session: Session, *, branch: str, doc_type: str, year: int, subject_key: str, revision: int
+    session: Session, *, branch: str, doc_type: str, year: int, subject_key: str, revision: int,
+    owner: str | None = None,
 ) -> SerialRecord:
-    """Reserve the next serial for a document; the caller commits before storing the object."""
+    """Reserve the next serial for a document; the caller commits before storing the object.
+
+    ``owner`` (a flow run id) may continue the reservation if its put is interrupted.
+    """
     number = next_number(session, branch=branch, doc_type=doc_type, year=year)
     record = SerialRecord(
         serial=format_serial(branch, doc_type, year, number),
         branch=branch, doc_type=doc_type, year=year, number=number,
-        subject_key=subject_key, revision=revision,
+        subject_key=subject_key, revision=revision, owner=owner,
     )
     session.add(record)
     session.flush()

@@ -3,10 +3,13 @@
 ``Archive.put`` / ``Archive.archive_rendered`` are an explicit ordered pipeline of small steps:
 
 1. validate the input (PDF, branch, type, subject, CM) and the writer's right to the branch;
-2. return the existing serial when the (type, subject key, revision) is archived already;
+2. return the existing serial when the (type, subject key, revision) is archived already; a
+   reservation left by an interrupted put is continued by its owner (the same flow run) at
+   once, by anyone else after the lease (indexed when its object landed, else voided);
 3. allocate the serial and commit it (so the number is accounted for from now on);
 4. (rendered documents) render the PDF with its serial on the page -- failure voids the serial;
-5. store the object (bounded retries, Content-MD5) -- on failure the serial is voided;
+5. store the object (outages waited out, Content-MD5, never two versions of one put) -- on
+   failure the serial is voided unless its object landed after all, or an owner will retry;
 6. confirm the stored bytes (ETag = MD5) and write the index row in one commit.
 """
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import urllib3
 from minio.error import S3Error
 from sqlalchemy import Engine, delete
 from sqlalchemy import exc as sa_exc
@@ -27,7 +31,7 @@ from sqlmodel import select
 from archive import index
 from archive.access import DocumentScope, decide_read, readable_scope
 from archive.serials import Serial, check_branch, check_doc_type, parse_serial
-from archive.store import ObjectInfo, ObjectStore
+from archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
 from brokerflow.db import new_session
 from brokerflow.errors import (
     AccessDenied,
@@ -37,6 +41,7 @@ from brokerflow.errors import (
     NotFound,
     StorageError,
 )
+from brokerflow.failpoints import failpoint
 from brokerflow.models import (
     ArchiveEntry,
     SerialCounter,
@@ -76,6 +81,7 @@ class Reservation:
     month: str
     created_at: datetime
     actor_id: str
+    owner: str | None = None  # a flow run that continues this reservation if interrupted
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,7 @@ class VerifyReport:
 class RebuildReport:
     indexed: int = 0
     voided_gaps: int = 0
+    voided_duplicates: int = 0  # objects under an earlier serial of the same document
     skipped: list[str] = field(default_factory=list)
 
 
@@ -162,7 +169,8 @@ class Archive:
 
     # ------------------------------------------------------------------ put
 
-    def put(self, data: bytes, spec: DocumentSpec, *, actor: UserView) -> PutResult:
+    def put(self, data: bytes, spec: DocumentSpec, *, actor: UserView,
+            owner: str | None = None) -> PutResult:
         """Archive a finished PDF (e.g. an outside scan).  An empty ``spec.subject_key``
         becomes the content hash, so the same file archived twice is one document."""
         if not data.startswith(PDF_MAGIC):
@@ -170,19 +178,22 @@ class Archive:
         sha256 = hashlib.sha256(data).hexdigest()
         if not spec.subject_key:
             spec = replace(spec, subject_key=f"sha256:{sha256}")
-        reservation = self.reserve(spec, actor=actor)
+        reservation = self.reserve(spec, actor=actor, owner=owner)
         if isinstance(reservation, str):
             return PutResult(serial=reservation, created=False, sha256=sha256)
         return self.store_reserved(reservation, data)
 
     def archive_rendered(
-        self, spec: DocumentSpec, render: Callable[[str], bytes], *, actor: UserView
+        self, spec: DocumentSpec, render: Callable[[str], bytes], *, actor: UserView,
+        owner: str | None = None,
     ) -> PutResult:
         """Reserve a serial, render the document with it on the page, store it.
 
-        A render failure voids the serial (with the reason), like a store failure.
+        A render failure voids the serial (with the reason), like a store failure.  With an
+        ``owner`` (the flow run archiving it) a store failure keeps the reservation, and the
+        owner's next attempt continues it under the same serial.
         """
-        reservation = self.reserve(spec, actor=actor)
+        reservation = self.reserve(spec, actor=actor, owner=owner)
         if isinstance(reservation, str):
             with new_session(self.engine) as session:
                 entry = session.get(ArchiveEntry, reservation)
@@ -195,33 +206,43 @@ class Archive:
             raise
         return self.store_reserved(reservation, data)
 
-    def reserve(self, spec: DocumentSpec, *, actor: UserView) -> Reservation | str:
+    def reserve(self, spec: DocumentSpec, *, actor: UserView,
+                owner: str | None = None) -> Reservation | str:
         """Validate and allocate a serial (committed); the existing serial when the
-        (type, subject key, revision) is archived already."""
+        (type, subject key, revision) is archived already; ``owner``'s own interrupted
+        reservation when there is one."""
         team, month = self._validate(spec, actor=actor)
-        existing = self._existing(spec.doc_type, spec.subject_key, spec.revision)
-        if existing is not None:
-            return existing
         now = self.clock()
+        existing = self._existing(spec.doc_type, spec.subject_key, spec.revision, owner=owner)
+        if isinstance(existing, str):
+            return existing
+        if existing is not None:  # continued under the same serial
+            return Reservation(serial=self._serial_of(existing), spec=spec, team=team,
+                               month=month, created_at=now, actor_id=actor.user_id, owner=owner)
         try:
             with new_session(self.engine) as session:
                 record = index.allocate_serial(
                     session, branch=spec.branch, doc_type=spec.doc_type, year=now.year,
-                    subject_key=spec.subject_key, revision=spec.revision,
+                    subject_key=spec.subject_key, revision=spec.revision, owner=owner,
                 )
                 session.commit()
         except sa_exc.IntegrityError:  # a concurrent reservation of the same subject won
-            existing = self._existing(spec.doc_type, spec.subject_key, spec.revision)
-            if existing is None:
+            existing = self._existing(spec.doc_type, spec.subject_key, spec.revision,
+                                      owner=owner)
+            if not isinstance(existing, str):
                 raise
             return existing
-        serial = Serial(record.branch, record.doc_type, record.year, record.number)
-        return Reservation(serial=serial, spec=spec, team=team, month=month, created_at=now,
-                           actor_id=actor.user_id)
+        return Reservation(serial=self._serial_of(record), spec=spec, team=team, month=month,
+                           created_at=now, actor_id=actor.user_id, owner=owner)
+
+    @staticmethod
+    def _serial_of(record: SerialRecord) -> Serial:
+        return Serial(record.branch, record.doc_type, record.year, record.number)
 
     def store_reserved(self, reservation: Reservation, data: bytes) -> PutResult:
         """Store the document of a reservation, confirm it, index it; void on failure."""
         entry = self._store_object(reservation, data)
+        failpoint("archive.stored")
         self._index(reservation, entry)
         return PutResult(serial=entry.serial, created=True, sha256=entry.sha256)
 
@@ -239,8 +260,12 @@ class Archive:
         try:
             stored = self.store.put(serial.object_key, data, metadata=metadata)
         except StorageError as exc:
-            self._void(reservation, f"store failed: {exc}")
-            raise
+            landed = self._landed_after_all(serial.object_key, data)
+            if landed is None:
+                if reservation.owner is None:  # nobody will continue it: account for it now
+                    self._void(reservation, f"store failed: {exc}")
+                raise
+            stored = landed
         return ArchiveEntry(
             serial=str(serial), branch=spec.branch, doc_type=spec.doc_type,
             year=serial.year, number=serial.number, subject=spec.subject,
@@ -256,6 +281,14 @@ class Archive:
             index.log_access(session, user_id=reservation.actor_id, action="put",
                              target=entry.serial, allowed=True, reason=reservation.spec.source)
             session.commit()
+
+    def _landed_after_all(self, key: str, data: bytes) -> StoredObject | None:
+        """The version of ``key`` holding ``data`` if a failed put reached the bucket anyway
+        (one look; None when it did not or the store cannot say)."""
+        try:
+            return self.store.landed(key, hashlib.md5(data, usedforsecurity=False).hexdigest())
+        except (StorageError, S3Error, urllib3.exceptions.HTTPError, OSError):
+            return None
 
     def _void(self, reservation: Reservation, reason: str) -> None:
         with new_session(self.engine) as session:
@@ -296,11 +329,14 @@ class Archive:
             raise self.deny(actor, "put", spec.branch, "writer is not of this branch")
         return team, month
 
-    def _existing(self, doc_type: str, subject_key: str, revision: int) -> str | None:
-        """The stored serial of this subject+revision, or None when there is none.
+    def _existing(self, doc_type: str, subject_key: str, revision: int, *,
+                  owner: str | None = None) -> str | SerialRecord | None:
+        """The stored serial of this subject+revision; the owner's own reservation to continue;
+        or None when there is neither.
 
-        A reservation older than the lease (its put was interrupted) is settled first: indexed
-        when its object reached the bucket, else voided -- so the number stays accounted for.
+        A reservation whose put was interrupted is settled first -- at once by its owner,
+        by anyone else after the lease: indexed when its object reached the bucket, else
+        (others) voided -- so the number stays accounted for.
         """
         with new_session(self.engine) as session:
             record = index.find_live_record(
@@ -310,6 +346,9 @@ class Archive:
             return None
         if record.status == SerialStatus.STORED:
             return record.serial
+        if owner is not None and record.owner == owner:
+            indexed = self._index_landed(record)
+            return indexed if indexed is not None else record
         allocated = record.allocated_at
         if allocated.tzinfo is None:  # SQLite drops the zone; we store UTC
             allocated = allocated.replace(tzinfo=UTC)
@@ -321,19 +360,29 @@ class Archive:
             )
         return self._settle_interrupted(record)
 
-    def _settle_interrupted(self, record: SerialRecord) -> str | None:
-        key = Serial(record.branch, record.doc_type, record.year, record.number).object_key
+    def _index_landed(self, record: SerialRecord) -> str | None:
+        """Index the object of a reservation if it reached the bucket; its serial, else None."""
+        key = self._serial_of(record).object_key
+        versions = [v for v in self.store.versions(key) if v.key == key]
+        if not versions:
+            return None
         try:
-            versions = [v for v in self.store.versions(key) if v.key == key]
             entry = self._entry_from_metadata(key, self.store.stat(
-                key, version_id=versions[-1].version_id)) if versions else None
+                key, version_id=versions[-1].version_id))
         except (KeyError, ValueError, NotFound):
-            entry = None
+            return None
+        if entry.serial != record.serial:
+            return None
         with new_session(self.engine) as session:
-            if entry is not None and entry.serial == record.serial:
-                index.index_document(session, entry=entry)
-                session.commit()
-                return record.serial
+            index.index_document(session, entry=entry)
+            session.commit()
+        return record.serial
+
+    def _settle_interrupted(self, record: SerialRecord) -> str | None:
+        indexed = self._index_landed(record)
+        if indexed is not None:
+            return indexed
+        with new_session(self.engine) as session:
             index.void_serial(session, serial=record.serial,
                               reason="put interrupted: no object stored within the lease")
             session.commit()
@@ -409,23 +458,39 @@ class Archive:
     # ------------------------------------------------------------------ integrity
 
     def verify(self) -> VerifyReport:
-        """Re-hash every indexed object (indexed and latest version) and account for serials."""
+        """Re-hash every indexed object and account for every serial and every object.
+
+        Reported: a missing or altered object, more than one version under one serial (a late
+        duplicate upload or an overwrite), an object the index does not know (with what the
+        serial's record says: voided before its upload arrived, or still reserved), and
+        numbers neither stored nor void.
+        """
         report = VerifyReport()
         with new_session(self.engine) as session:
             entries = list(session.exec(select(ArchiveEntry).order_by(ArchiveEntry.serial)))
-            records = list(session.exec(select(SerialRecord)))
+            records = {r.serial: r for r in session.exec(select(SerialRecord))}
             counters = list(session.exec(select(SerialCounter)))
+        versions: dict[str, list[ObjectVersion]] = defaultdict(list)
+        for version in self.store.versions():
+            if is_document_key(version.key):  # other data (e.g. crm/ exports) is not archive
+                versions[version.key].append(version)
         indexed_keys = {e.object_key for e in entries}
         for entry in entries:
             report.checked += 1
-            self._verify_entry(entry, report)
-        for version in self.store.versions():
-            if not is_document_key(version.key):
-                continue  # other data in the bucket (e.g. crm/ exports) is not archive
-            if version.is_latest and version.key not in indexed_keys:
-                report.problems.append(f"{version.key}: object in the bucket but not in the index")
+            self._verify_entry(entry, versions.get(entry.object_key, []), report)
+        for key in sorted(set(versions) - indexed_keys):
+            serial = key.rsplit("/", 1)[-1].removesuffix(".pdf")
+            record = records.get(serial)
+            if record is not None and record.status == SerialStatus.VOID:
+                report.problems.append(f"{key}: object arrived after its serial was voided "
+                                       f"({record.reason})")
+            elif record is not None:
+                report.problems.append(f"{key}: object stored but not indexed; the serial is "
+                                       "still reserved (an interrupted archive)")
+            else:
+                report.problems.append(f"{key}: object in the bucket but not in the index")
         numbers: dict[tuple[str, str, int], set[int]] = defaultdict(set)
-        for record in records:
+        for record in records.values():
             numbers[(record.branch, record.doc_type, record.year)].add(record.number)
             if record.status == SerialStatus.RESERVED:
                 report.problems.append(f"{record.serial}: allocated but neither stored nor void")
@@ -439,7 +504,8 @@ class Archive:
                 )
         return report
 
-    def _verify_entry(self, entry: ArchiveEntry, report: VerifyReport) -> None:
+    def _verify_entry(self, entry: ArchiveEntry, versions: list[ObjectVersion],
+                      report: VerifyReport) -> None:
         try:
             data = self.store.get(entry.object_key, version_id=entry.version_id)
         except NotFound:
@@ -447,37 +513,54 @@ class Archive:
             return
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             report.problems.append(f"{entry.serial}: indexed version does not match its SHA-256")
-        try:
-            latest_version = self.store.stat(entry.object_key).version_id
-        except NotFound:
-            report.problems.append(f"{entry.serial}: latest version of the object is missing")
+        others = [v for v in versions if v.version_id != entry.version_id]
+        if not others:
             return
-        if latest_version != entry.version_id:
-            latest = self.store.get(entry.object_key, version_id=latest_version)
-            same = hashlib.sha256(latest).hexdigest() == entry.sha256
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        same = sum(1 for v in others if v.etag == md5)
+        kinds = ", ".join(part for part in (f"{same} more with the same bytes" if same else "",
+                                            f"{len(others) - same} with different content"
+                                            if len(others) > same else "") if part)
+        latest = versions[0]
+        if latest.version_id != entry.version_id:
             report.problems.append(
-                f"{entry.serial}: a newer, unindexed version {latest_version} exists "
-                f"({'same content' if same else 'different content'})"
-            )
+                f"{entry.serial}: a newer, unindexed version {latest.version_id} exists "
+                f"({'same content' if latest.etag == md5 else 'different content'}); "
+                f"{len(versions)} versions under one serial ({kinds})")
+        else:
+            report.problems.append(
+                f"{entry.serial}: {len(versions)} versions under one serial ({kinds})")
 
     def rebuild_index(self) -> RebuildReport:
         """Recreate index, serial records and counters from the bucket's metadata alone.
 
-        For each key the oldest version is the archived document (later versions are
-        overwrites, which ``verify`` reports).  Numbers with no object become void records.
+        For each key the oldest version is the archived document (later versions are late
+        duplicates or overwrites, which ``verify`` reports).  When objects under several
+        serials claim the same document (type, subject key, revision) -- an upload that
+        arrived after its serial was voided and the document was stored again -- the highest
+        number is the document and the others become void records.  Numbers with no object
+        become void records.
         """
         report = RebuildReport()
         oldest: dict[str, str] = {}
         for version in self.store.versions():
             if is_document_key(version.key):
                 oldest[version.key] = version.version_id  # listing is newest first per key
-        entries: list[ArchiveEntry] = []
+        documents: dict[tuple[str, str, int], list[ArchiveEntry]] = defaultdict(list)
         for key, version_id in sorted(oldest.items()):
             info = self.store.stat(key, version_id=version_id)
             try:
-                entries.append(self._entry_from_metadata(key, info))
+                entry = self._entry_from_metadata(key, info)
             except (KeyError, ValueError, BrokerflowError) as exc:
                 report.skipped.append(f"{key}: metadata incomplete ({exc})")
+                continue
+            documents[(entry.doc_type, entry.subject_key, entry.revision)].append(entry)
+        entries: list[ArchiveEntry] = []
+        duplicates: list[tuple[ArchiveEntry, ArchiveEntry]] = []
+        for claims in documents.values():
+            claims.sort(key=lambda e: (e.year, e.number))
+            entries.append(claims[-1])
+            duplicates += [(earlier, claims[-1]) for earlier in claims[:-1]]
         with new_session(self.engine) as session:
             session.execute(delete(ArchiveEntry))
             session.execute(delete(SerialRecord))
@@ -495,6 +578,18 @@ class Archive:
                     allocated_at=entry.created_at, settled_at=entry.created_at,
                 ))
                 session.add(entry)
+            for earlier, kept in duplicates:
+                group = (earlier.branch, earlier.doc_type, earlier.year)
+                highest[group] = max(highest[group], earlier.number)
+                used[group].add(earlier.number)
+                session.add(SerialRecord(
+                    serial=earlier.serial, branch=earlier.branch, doc_type=earlier.doc_type,
+                    year=earlier.year, number=earlier.number,
+                    subject_key=f"void:{earlier.serial}", status=SerialStatus.VOID,
+                    reason=f"rebuilt from bucket: the same document is stored as {kept.serial} "
+                           "(this upload arrived after its serial was voided)",
+                ))
+                report.voided_duplicates += 1
             for (branch, doc_type, year), last in highest.items():
                 session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
                                           last_number=last))
@@ -526,13 +621,19 @@ class Archive:
         )
 
 
-def open_archive(settings: Settings, engine: Engine | None = None) -> Archive:
-    """An Archive on the configured database and object store (bucket prepared)."""
+def open_archive(settings: Settings, engine: Engine | None = None, *,
+                 prepare_bucket: bool = True) -> Archive:
+    """An Archive on the configured database and object store.
+
+    ``prepare_bucket`` creates or checks the bucket now; flows pass False so that a run
+    touches the store only when it archives (``up`` prepares the bucket).
+    """
     from brokerflow.db import open_database
 
     store = ObjectStore.from_settings(settings)
-    store.ensure_bucket(retention_years=settings.retention_years,
-                        retention_mode=settings.retention_mode)
+    if prepare_bucket:
+        store.ensure_bucket(retention_years=settings.retention_years,
+                            retention_mode=settings.retention_mode)
     return Archive(engine=engine or open_database(settings.database_url), store=store,
                    settings=settings)
 

@@ -4,14 +4,21 @@ Every PUT carries ``Content-MD5`` (minio-py only adds it over HTTPS on its own, 
 that enforce Object Lock refuse a locked PUT without it), so the endpoint itself checks the
 bytes; the returned ETag is compared with the MD5 as a second confirmation.  User metadata is
 percent-encoded UTF-8 so that Chinese subjects survive HTTP headers.
+
+Outages are waited out within ``retry_seconds`` per operation (backoff 0.5 s doubling to 8 s).
+Reads are simply repeated.  A PUT is repeated only as a conditional write (``If-None-Match:
+*``, honoured by S3, MinIO and moto): an upload whose outcome was unknown (a timeout, a dropped
+connection, a 5xx) and that landed after all is found, never written a second time.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote, unquote
 
 import urllib3
@@ -25,6 +32,10 @@ from brokerflow.errors import IntegrityError, NotFound, StorageError
 from brokerflow.settings import Settings
 
 META_PREFIX = "x-amz-meta-"
+#: S3 error codes that say nothing about whether a request took effect (try again later).
+TRANSIENT_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown",
+                             "RequestTimeout", "OperationAborted"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class ObjectVersion:
     key: str
     version_id: str
     is_latest: bool
+    etag: str = ""
 
 
 def encode_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -77,15 +89,20 @@ class ObjectStore:
         region: str = "us-east-1",
         retries: int = 3,
         timeout_seconds: float = 10.0,
+        retry_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bucket = bucket
+        self.retry_seconds = retry_seconds
+        self._sleep = sleep
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(timeout_seconds, 5.0), read=timeout_seconds),
             retries=urllib3.Retry(
                 total=retries,
+                read=0,  # a request that may have arrived is not sent again here
                 backoff_factor=0.2,
                 status_forcelist=[500, 502, 503, 504],
-                allowed_methods=None,  # PUT too: our PUTs are idempotent (same key, same bytes)
+                allowed_methods=frozenset({"GET", "HEAD"}),  # never a PUT: see put()
             ),
             maxsize=10,
         )
@@ -105,6 +122,7 @@ class ObjectStore:
             region=settings.s3_region,
             retries=settings.s3_retries,
             timeout_seconds=settings.s3_timeout_seconds,
+            retry_seconds=settings.s3_retry_seconds,
         )
 
     # ------------------------------------------------------------------ bucket
@@ -136,21 +154,73 @@ class ObjectStore:
     def versioning_enabled(self) -> bool:
         return self.client.get_bucket_versioning(self.bucket).status == ENABLED
 
+    # ------------------------------------------------------------------ waiting out outages
+
+    def _patiently(self, what: str, operation: Callable[[], T]) -> T:
+        """Run a read, repeating it while the endpoint is unreachable, up to ``retry_seconds``.
+
+        ``NotFound`` and definite S3 errors are not repeated.
+        """
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return operation()
+            except S3Error as exc:
+                if exc.code not in TRANSIENT_CODES:
+                    raise
+                last: Exception = exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                last = exc
+            if time.monotonic() + delay > deadline:
+                raise StorageError(f"could not {what} within {self.retry_seconds:.0f} s: "
+                                   f"{last}") from last
+            self._sleep(delay)
+            delay = min(delay * 2, 8.0)
+
     # ------------------------------------------------------------------ objects
 
     def put(self, key: str, data: bytes, *, metadata: dict[str, str],
             content_type: str = "application/pdf") -> StoredObject:
-        """Store ``data`` at ``key`` with Content-MD5; confirm the ETag equals the MD5."""
+        """Store ``data`` at ``key`` with Content-MD5, once; confirm the ETag equals the MD5.
+
+        Every PUT is conditional (``If-None-Match: *``: only if the key is empty), so sending
+        it again after an unknown outcome cannot make a second version: when the first one
+        landed meanwhile, the endpoint answers 412 and the version holding these bytes is
+        taken as stored; other bytes at the key are an ``IntegrityError``.  ``StorageError``
+        after ``retry_seconds``.
+        """
         md5 = hashlib.md5(data, usedforsecurity=False)
         user_metadata: dict[str, str | list[str] | tuple[str]] = dict(encode_metadata(metadata))
         headers = genheaders(user_metadata, None, None, None, False)
         headers["Content-Type"] = content_type
         headers["Content-MD5"] = base64.b64encode(md5.digest()).decode()
-        try:
-            # the public put_object() cannot carry Content-MD5 over plain HTTP
-            result = self.client._put_object(self.bucket, key, data, headers, None)
-        except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"could not store {key}: {exc}") from exc
+        headers["If-None-Match"] = "*"
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                # the public put_object() cannot carry Content-MD5 over plain HTTP
+                result = self.client._put_object(self.bucket, key, data, headers, None)
+                break
+            except S3Error as exc:
+                if exc.code == "PreconditionFailed":  # the key holds a version already
+                    landed = self._patiently(f"list {key}",
+                                             lambda: self.landed(key, md5.hexdigest()))
+                    if landed is None:
+                        raise StorageError(f"{key}: the endpoint says it exists but lists "
+                                           "no version of it") from exc
+                    return landed
+                if exc.code not in TRANSIENT_CODES:
+                    raise StorageError(f"could not store {key}: {exc}") from exc
+                last: Exception = exc
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                last = exc
+            if time.monotonic() + delay > deadline:  # outcome unknown: try again later
+                raise StorageError(f"could not store {key} within "
+                                   f"{self.retry_seconds:.0f} s: {last}") from last
+            self._sleep(delay)
+            delay = min(delay * 2, 8.0)
         etag = (result.etag or "").strip('"')
         if etag != md5.hexdigest():
             raise IntegrityError(
@@ -158,26 +228,41 @@ class ObjectStore:
             )
         return StoredObject(key=key, version_id=result.version_id or "", etag=etag)
 
+    def landed(self, key: str, md5_hex: str) -> StoredObject | None:
+        """The oldest version of ``key`` holding bytes with this MD5, None when the key is
+        empty; ``IntegrityError`` when other bytes are there.  One attempt (S3 and network
+        errors are raised as they are)."""
+        found = [v for v in self._list_versions(key) if v.key == key]
+        if not found:
+            return None
+        same = [v for v in found if v.etag == md5_hex]
+        if not same:
+            raise IntegrityError(f"{key} already holds other bytes")
+        oldest = same[-1]  # listings are newest first
+        return StoredObject(key=key, version_id=oldest.version_id, etag=oldest.etag)
+
     def get(self, key: str, *, version_id: str | None = None) -> bytes:
-        try:
+        def read() -> bytes:
             response = self.client.get_object(self.bucket, key, version_id=version_id or None)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        try:
+            return self._patiently(f"read {key}", read)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket"):
                 version = version_id or "latest"
                 raise NotFound(f"object {key} (version {version}) is missing") from exc
             raise StorageError(f"could not read {key}: {exc}") from exc
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise StorageError(f"could not read {key}: {exc}") from exc
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
 
     def stat(self, key: str, *, version_id: str | None = None) -> ObjectInfo:
         """Version id, size, retention and decoded user metadata of one object version."""
         try:
-            stat = self.client.stat_object(self.bucket, key, version_id=version_id or None)
+            stat = self._patiently(f"stat {key}", lambda: self.client.stat_object(
+                self.bucket, key, version_id=version_id or None))
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchVersion", "NoSuchBucket", "ResourceNotFound"):
                 raise NotFound(f"object {key} is missing") from exc
@@ -191,16 +276,22 @@ class ObjectStore:
         )
 
     def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
-        """Every version of every object under ``prefix`` (delete markers skipped)."""
+        """Every version of every object under ``prefix`` (delete markers skipped), each key's
+        versions newest first."""
         try:
-            for obj in self.client.list_objects(
-                self.bucket, prefix=prefix, recursive=True, include_version=True
-            ):
-                if obj.is_delete_marker or obj.object_name is None:
-                    continue
-                yield ObjectVersion(
-                    key=obj.object_name, version_id=obj.version_id or "",
-                    is_latest=bool(obj.is_latest and obj.is_latest.lower() == "true"),
-                )
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+            yield from self._patiently(f"list {self.bucket}/{prefix}",
+                                       lambda: list(self._list_versions(prefix)))
+        except S3Error as exc:
             raise StorageError(f"could not list {self.bucket}/{prefix}: {exc}") from exc
+
+    def _list_versions(self, prefix: str) -> Iterator[ObjectVersion]:
+        for obj in self.client.list_objects(
+            self.bucket, prefix=prefix, recursive=True, include_version=True
+        ):
+            if obj.is_delete_marker or obj.object_name is None:
+                continue
+            yield ObjectVersion(
+                key=obj.object_name, version_id=obj.version_id or "",
+                is_latest=bool(obj.is_latest and obj.is_latest.lower() == "true"),
+                etag=(obj.etag or "").strip('"'),
+            )

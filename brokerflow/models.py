@@ -90,6 +90,8 @@ class SerialRecord(SQLModel, table=True):
     reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
     allocated_at: datetime = Field(default_factory=utcnow)
     settled_at: datetime | None = None
+    # who may continue an interrupted reservation at once (a flow run id); None: nobody
+    owner: str | None = Field(default=None, max_length=64)
 
 
 # --------------------------------------------------------------------------- archive index
@@ -313,3 +315,30 @@ class Attribution(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     effective_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------- flow runs
+
+
+class RunLease(SQLModel, table=True):
+    """The process running a flow run is alive: renewed while it runs, removed when it stops.
+
+    A lease not renewed for ``run_lease_seconds`` (or whose process on this host is gone)
+    tells the serve process's sweep that the run was stranded by a dead process.
+    """
+
+    flow_run_id: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=255)  # host:pid of the run's process
+    acquired_at: datetime = Field(default_factory=utcnow)
+    renewed_at: datetime = Field(default_factory=utcnow)
+
+
+class RunRecovery(SQLModel, table=True):
+    """A stranded flow run handed back to be run again; one row per stranded state."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_run_id: str = Field(index=True, max_length=64)
+    from_state_id: str = Field(unique=True, max_length=64)
+    from_state: str = Field(max_length=64)
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    at: datetime = Field(default_factory=utcnow)

@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     s3_secret_key: str = DEFAULT_SECRET
     s3_bucket: str = "brokerflow-archive"
     s3_region: str = "us-east-1"
-    s3_retries: int = 3
+    s3_retries: int = 3  # quick reconnects (never a PUT resend) below the outage budget
     s3_timeout_seconds: float = 10.0
+    s3_retry_seconds: float = 60.0  # one store operation waits out an outage this long
+    archive_retries: int = 4  # a flow's archive step is run again this often (Prefect retries)
+    archive_retry_delay_seconds: float = 15.0  # before the first re-run; doubles each time
+    run_lease_seconds: float = 60.0  # a flow run's process unheard of this long is gone
+    max_run_recoveries: int = 5  # a run handed back this often in an hour needs an operator
     reservation_lease_seconds: int = 600  # a put not finished by then counts as interrupted
     reminder_after_hours: int = 72  # 催办 after 3 days waiting on one step
     retention_years: int = 20

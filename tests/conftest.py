@@ -130,6 +130,9 @@ def env(
         "BROKERFLOW_SECRET_KEY": "test-secret-key-not-for-production",
         "BROKERFLOW_S3_RETRIES": "1",
         "BROKERFLOW_S3_TIMEOUT_SECONDS": "5",
+        "BROKERFLOW_S3_RETRY_SECONDS": "4",
+        "BROKERFLOW_ARCHIVE_RETRIES": "1",
+        "BROKERFLOW_ARCHIVE_RETRY_DELAY_SECONDS": "0.5",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
