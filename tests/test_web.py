@@ -53,10 +53,13 @@ def _shown(driver, element_id: str) -> WebElement:  # type: ignore[no-untyped-de
 
 
 def _login(driver, base: str, user: str, secret: str) -> None:  # type: ignore[no-untyped-def]
+    """Log in and wait for the page the click leads to (signed in, or the refusal)."""
     driver.get(base + "/login")
     _shown(driver, "user_id").send_keys(user)
     driver.find_element(By.ID, "secret").send_keys(secret)
     driver.find_element(By.ID, "login").click()
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.ID, "who")
+                                    or d.find_elements(By.ID, "error"))
 
 
 @pytest.mark.slow
