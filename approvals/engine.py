@@ -1,9 +1,11 @@
 """The approval engine's I/O: decisions in SQL, human steps as Prefect pauses/suspensions.
 
-Every flow that needs a signature calls ``wait_for_form`` with a key derived from state in the
-database (revision and number of forms processed), so a flow that is re-executed after a
-suspension or a restart asks for the same form again and Prefect hands back the same answer;
-``take_signature`` then counts it (or logs the refusal) in one transaction with the audit row.
+Every flow that needs a signature calls ``take_signature``, which waits for a form
+(``approvals.waiting.awaited_form``) under a key derived from state in the database (revision
+and number of forms processed), so a flow that is re-executed after a suspension or a restart
+asks for the same form again and Prefect hands back the same answer.  The form is counted (or
+its refusal logged) in one transaction with the audit row, and only then is the stored answer
+deleted from Prefect: a run that dies in between reads it again and counts it once.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -20,15 +22,10 @@ from sqlmodel import Session, col, select
 from approvals.audit import append_audit
 from approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
 from approvals.forms import NamingForm, SignForm, describe_waiting
+from approvals.waiting import WaitMode, awaited_form
 from brokerflow.errors import AccessDenied, NotFound
 from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep, utcnow
 from brokerflow.roster import UserView, get_user_view, verify_secret
-
-WaitMode = Literal["pause", "suspend"]
-F = TypeVar("F")
-
-#: How long a paused (in-process) step may wait before Prefect fails the run.
-PAUSE_TIMEOUT_SECONDS = 30 * 24 * 3600
 
 
 def load_decisions(session: Session, *, request_key: str, revision: int) -> list[Decision]:
@@ -62,8 +59,13 @@ def _zone() -> Any:
 def record_decision(
     session: Session, *, request_key: str, revision: int, step: str, signer_id: str,
     check: FormCheck, decision: str, opinion: str, details: dict[str, str] | None = None,
+    form_key: str = "",
 ) -> ApprovalDecision:
-    """Count a checked form and audit it (caller commits)."""
+    """Count a checked form and audit it (caller commits).
+
+    ``form_key`` (the Prefect pause key the form answered) lets whoever sent the form find
+    out what became of it.
+    """
     row = ApprovalDecision(
         request_key=request_key, revision=revision, step=step, signer_id=signer_id,
         role=check.role, decision=decision, opinion=opinion.strip(),
@@ -77,7 +79,8 @@ def record_decision(
                  details={"revision": revision, "step": step, "role": check.role,
                           "decision": decision, "opinion": row.opinion,
                           "department": check.department, "departments": list(check.departments),
-                          "details": details or {}, "decision_id": row.id})
+                          "details": details or {}, "decision_id": row.id,
+                          "form": form_key})
     waiting = session.get(WaitingStep, request_key)
     if waiting is not None:
         session.delete(waiting)
@@ -85,12 +88,14 @@ def record_decision(
 
 
 def record_refusal(
-    session: Session, *, request_key: str, revision: int, step: str, signer_id: str, reason: str
+    session: Session, *, request_key: str, revision: int, step: str, signer_id: str, reason: str,
+    form_key: str = "",
 ) -> None:
     """Log a form that did not count (caller commits); signers see the reason next time."""
     append_audit(session, actor_id=signer_id or "(blank)", action="refused",
                  request_key=request_key,
-                 details={"revision": revision, "step": step, "reason": reason})
+                 details={"revision": revision, "step": step, "reason": reason,
+                          "form": form_key})
     waiting = session.get(WaitingStep, request_key)
     if waiting is not None:
         waiting.last_refusal = reason
@@ -175,38 +180,11 @@ def record_reminders(session: Session, *, now: datetime, limit: timedelta) -> li
     return created
 
 
-# --------------------------------------------------------------------------- Prefect
-
-
-def wait_for_form(
-    form: type[F], *, description: str, key: str, mode: WaitMode, poll_interval: float = 10.0
-) -> F:
-    """Pause (in-process) or suspend (no process held) until the form is submitted.
-
-    The stored answer holds a secret, so it is deleted from Prefect's database once read.
-    """
-    from prefect.flow_runs import pause_flow_run, suspend_flow_run
-    from prefect.input import keyset_from_base_key
-    from prefect.input.actions import delete_flow_run_input
-
-    with_text = form.with_initial_data(description=description)  # type: ignore[attr-defined]
-    if mode == "suspend":
-        answer = suspend_flow_run(wait_for_input=with_text, key=key)
-        base = f"suspended-{key}"
-    else:
-        answer = pause_flow_run(wait_for_input=with_text, key=key,
-                                timeout=PAUSE_TIMEOUT_SECONDS,
-                                poll_interval=poll_interval)  # type: ignore[call-overload]
-        base = f"paused-{key}"
-    delete_flow_run_input(keyset_from_base_key(base)["response"])
-    return answer  # type: ignore[no-any-return]
+# --------------------------------------------------------------------------- one signature
 
 
 def waiting_summary(waiting: Waiting) -> str:
     return f"{waiting.step.name}: {', '.join(waiting.may_sign)}"
-
-
-# --------------------------------------------------------------------------- one signature
 
 
 BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
@@ -216,15 +194,6 @@ BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
 def form_details(answer: Any) -> dict[str, str]:
     """The step-specific fields of a form answer, as text (the secret never among them)."""
     return {k: str(v) for k, v in answer.model_dump().items() if k not in BASE_FORM_FIELDS}
-
-
-def current_flow_run_id() -> str:
-    """The id of the flow run this code runs in ('' outside one)."""
-    from prefect.context import get_run_context
-
-    context = get_run_context()
-    flow_run = getattr(context, "flow_run", None)
-    return str(flow_run.id) if flow_run else ""
 
 
 def bind_flow_run(engine: Engine, model: Any, key: Any, run_id: str) -> None:
@@ -333,32 +302,37 @@ def take_signature(
     )
     form_type: type[SignForm] = request.form_type or (
         NamingForm if waiting.step.names_countersigners else SignForm)
-    base = request.request_key.replace(":", "-").lower()  # Prefect keys: [a-z0-9-]
-    key = f"{base}-r{request.revision}-f{request.attempt}"
-    answer = wait_for_form(form_type, description=description, key=key, mode=mode,
-                           poll_interval=poll_interval)
-    signer = identify(engine, answer.signer.strip(), answer.secret.get_secret_value())
-    form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
-                opinion=answer.opinion,
-                departments=tuple(getattr(answer, "countersign_departments", []) or ()))
-    check = check_form(request.chain, waiting, form, signer=signer,
-                       secret_ok=signer is not None, submitter_id=request.submitter_id,
-                       decisions=decisions, branch=request.branch)
-    if check.ok and request.extra_check is not None:
-        problem = request.extra_check(answer)
-        if problem:
-            check = FormCheck(False, problem)
-    with Session(engine) as session:
-        if not claim_attempt(session, request.attempt):
-            return None
-        if check.ok:
-            record_decision(session, request_key=request.request_key,
-                            revision=request.revision, step=waiting.step.name,
-                            signer_id=form.signer_id, check=check, decision=form.decision,
-                            opinion=form.opinion, details=form_details(answer))
-        else:
-            record_refusal(session, request_key=request.request_key, revision=request.revision,
-                           step=waiting.step.name, signer_id=form.signer_id,
-                           reason=check.reason)
-        session.commit()
+    key = form_key(request.request_key, request.revision, request.attempt)
+    with awaited_form(form_type, description=description, key=key, mode=mode,
+                      poll_interval=poll_interval) as answer:
+        signer = identify(engine, answer.signer.strip(), answer.secret.get_secret_value())
+        form = Form(signer_id=answer.signer.strip(), decision=answer.decision,
+                    opinion=answer.opinion,
+                    departments=tuple(getattr(answer, "countersign_departments", []) or ()))
+        check = check_form(request.chain, waiting, form, signer=signer,
+                           secret_ok=signer is not None, submitter_id=request.submitter_id,
+                           decisions=decisions, branch=request.branch)
+        if check.ok and request.extra_check is not None:
+            problem = request.extra_check(answer)
+            if problem:
+                check = FormCheck(False, problem)
+        with Session(engine) as session:
+            if not claim_attempt(session, request.attempt):
+                return None  # counted before a restart; the stored answer is deleted now
+            if check.ok:
+                record_decision(session, request_key=request.request_key,
+                                revision=request.revision, step=waiting.step.name,
+                                signer_id=form.signer_id, check=check, decision=form.decision,
+                                opinion=form.opinion, details=form_details(answer),
+                                form_key=key)
+            else:
+                record_refusal(session, request_key=request.request_key,
+                               revision=request.revision, step=waiting.step.name,
+                               signer_id=form.signer_id, reason=check.reason, form_key=key)
+            session.commit()
     return answer if check.ok else None
+
+
+def form_key(request_key: str, revision: int, attempt: int) -> str:
+    """The Prefect pause key of a request's ``attempt``-th form (Prefect keys: [a-z0-9-])."""
+    return f"{request_key.replace(':', '-').lower()}-r{revision}-f{attempt}"

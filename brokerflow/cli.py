@@ -26,11 +26,13 @@ def _acting_user(args: argparse.Namespace) -> tuple[str, str]:
     return user, os.environ.get("BROKERFLOW_SECRET", "")
 
 
-def _archive(args: argparse.Namespace) -> Any:
+def _archive(args: argparse.Namespace, *, prepare_bucket: bool = False) -> Any:
+    """The archive; the bucket is created or checked only for commands that store objects
+    (the others work while the object store is down, as far as they can)."""
     from archive.service import open_archive
     from brokerflow.settings import load_settings
 
-    return open_archive(load_settings())
+    return open_archive(load_settings(), prepare_bucket=prepare_bucket)
 
 
 # --------------------------------------------------------------------------- roster
@@ -87,7 +89,7 @@ def cmd_archive_put(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise BadInput("no such file", file=str(path))
-    archive = _archive(args)
+    archive = _archive(args, prepare_bucket=True)
     actor = archive.authenticate(*_acting_user(args))
     spec = DocumentSpec(branch=args.branch, doc_type=args.type, subject=args.subject,
                         subject_key="", cm_id=args.cm, month=args.month, source=str(path))
@@ -168,7 +170,9 @@ def cmd_archive_rebuild_index(args: argparse.Namespace) -> int:
     report = archive.rebuild_index()
     for skipped in report.skipped:
         print(f"SKIPPED {skipped}")
-    print(f"indexed {report.indexed} document(s); {report.voided_gaps} missing number(s) voided")
+    print(f"indexed {report.indexed} document(s); {report.voided_gaps} missing number(s) voided"
+          + (f"; {report.voided_duplicates} late duplicate upload(s) voided"
+             if report.voided_duplicates else ""))
     return 0
 
 
@@ -211,7 +215,7 @@ def cmd_filing_submit(args: argparse.Namespace) -> int:
     from archive.service import DocumentSpec
     from brokerflow.db import new_session
 
-    archive = _archive(args)
+    archive = _archive(args, prepare_bucket=True)
     actor = archive.authenticate(*_acting_user(args))
     body, attachments = args.body or "", []
     if args.file:
@@ -275,6 +279,7 @@ def cmd_filing_status(args: argparse.Namespace) -> int:
     from approvals.engine import load_decisions
     from approvals.filings import get_filing, request_key
     from brokerflow.db import new_session
+    from brokerflow.models import WaitingStep
 
     archive = _archive(args)
     actor = _filing_reader(archive, args)
@@ -282,18 +287,28 @@ def cmd_filing_status(args: argparse.Namespace) -> int:
         filing = get_filing(session, filing_id=args.id)
         decisions = load_decisions(session, request_key=request_key(args.id),
                                    revision=filing.revision)
+        waiting_row = session.get(WaitingStep, request_key(args.id))
     _check_filing_visible(archive, actor, filing)
     state = progress(FILING_CHAIN, decisions)
+    waiting_on = None
+    if isinstance(state, Waiting) and filing.status == "waiting":
+        waiting_on = {"step": state.step.name, "label": state.step.label,
+                      "may_sign": state.may_sign}
+    elif filing.status == "returned":
+        waiting_on = {"step": "resubmit", "label": "退回：提交人修改后重新提交或撤回",
+                      "may_sign": (filing.submitter_id,)}
+    elif filing.status == "waiting":
+        waiting_on = {"step": "finish", "label": "all signatures in; the result document "
+                      "(FOP) is not archived yet", "may_sign": ()}
     report: dict[str, Any] = {
         "id": filing.id, "branch": filing.branch, "kind": filing.kind,
         "subject": filing.subject, "submitter": filing.submitter_id,
         "revision": filing.revision, "status": filing.status,
         "request_serial": filing.current_serial, "result_serial": filing.result_serial,
         "flow_run_id": filing.flow_run_id,
-        "waiting_on": (
-            {"step": state.step.name, "label": state.step.label, "may_sign": state.may_sign}
-            if isinstance(state, Waiting) and filing.status == "waiting" else None
-        ),
+        "waiting_on": waiting_on,
+        "last_refusal": waiting_row.last_refusal if waiting_row else "",
+        "run": _run_report(archive, filing.flow_run_id),
         "decisions": [d.__dict__ | {"departments": list(d.departments)} for d in decisions],
     }
     if args.format == "json":
@@ -301,13 +316,39 @@ def cmd_filing_status(args: argparse.Namespace) -> int:
         return 0
     print(f"filing {filing.id} [{filing.status}] revision {filing.revision}: {filing.subject}")
     print(f"  request {filing.current_serial or '-'}  result {filing.result_serial or '-'}")
-    if report["waiting_on"]:
-        w = report["waiting_on"]
-        print(f"  waiting on {w['step']} ({w['label']}): {', '.join(w['may_sign'])}")
+    if waiting_on:
+        print(f"  waiting on {waiting_on['step']} ({waiting_on['label']}): "
+              f"{', '.join(waiting_on['may_sign'])}")
+    if report["last_refusal"]:
+        print(f"  last form refused: {report['last_refusal']}")
+    if report["run"]:
+        run = report["run"]
+        flag = "ATTENTION " if run["needs_operator"] else ""
+        print(f"  {flag}run {filing.flow_run_id}: {run['state']} — {run['note']}")
     for d in decisions:
         dept = f" [{d.department}]" if d.department else ""
         print(f"  {d.at} {d.step}{dept} {d.signer_id}: {d.decision} {d.opinion}")
     return 0
+
+
+def _run_report(archive: Any, flow_run_id: str | None) -> dict[str, Any] | None:
+    """The request's flow run as status commands show it (None when it has none)."""
+    if not flow_run_id:
+        return None
+    _use_local_stack_api()
+    from prefect.settings import PREFECT_API_URL
+
+    from brokerflow.recovery import run_condition
+
+    if not PREFECT_API_URL.value():  # never start a throwaway Prefect server for a status
+        return {"state": "unknown", "note": "no Prefect API configured (PREFECT_API_URL)",
+                "needs_operator": False}
+
+    condition = run_condition(archive.engine, flow_run_id,
+                              lease_seconds=archive.settings.run_lease_seconds,
+                              max_recoveries=archive.settings.max_run_recoveries)
+    return {"state": condition.state, "note": condition.note,
+            "needs_operator": condition.needs_operator}
 
 
 def cmd_filing_list(args: argparse.Namespace) -> int:
@@ -327,15 +368,21 @@ def cmd_filing_list(args: argparse.Namespace) -> int:
 
 
 def cmd_filing_sign(args: argparse.Namespace) -> int:
-    """Resume the waiting step with a form, as the Prefect UI would."""
-    _use_local_stack_api()
-    from prefect.flow_runs import resume_flow_run
+    """Sign the waiting step with a form, as the Prefect UI would, and say what became of it.
 
-    from approvals.filings import get_filing
+    The signer's secret is checked here first (exit 3, nothing sent); the form then goes to
+    the run (``approvals.submission.send_form``): exit 0 when counted, 3 when refused.
+    """
+    _use_local_stack_api()
+    from uuid import UUID
+
+    from approvals.filings import get_filing, request_key
+    from approvals.submission import send_form
     from brokerflow.db import new_session
 
     user, secret = _acting_user(args)
     archive = _archive(args)
+    archive.authenticate(user, secret)
     with new_session(archive.engine) as session:
         filing = get_filing(session, filing_id=args.id)
     if not filing.flow_run_id:
@@ -349,13 +396,14 @@ def cmd_filing_sign(args: argparse.Namespace) -> int:
         if args.departments is not None:
             run_input["countersign_departments"] = [
                 d.strip() for d in args.departments.split(",") if d.strip()]
-    from uuid import UUID
-
-    try:
-        resume_flow_run(UUID(filing.flow_run_id), run_input=run_input)
-    except Exception as exc:
-        raise BrokerflowError(f"could not resume filing {args.id}: {exc}") from exc
-    print(f"form sent to filing {args.id}; see 'brokerflow filing status {args.id}'")
+    sent = send_form(archive.engine, flow_run_id=UUID(filing.flow_run_id),
+                     request_key=request_key(args.id), run_input=run_input,
+                     wait=not args.no_wait, timeout=args.timeout)
+    if args.no_wait:
+        print(f"form sent to filing {args.id} (step {sent.step}); see "
+              f"'brokerflow filing status {args.id}'")
+    else:
+        print(f"filing {args.id}: your form on step {sent.step} was counted ({sent.outcome})")
     return 0
 
 
@@ -578,9 +626,12 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from brokerflow.serving import serve_declared
+    from brokerflow.serving import PREFECT_YAML, serve_declared
 
-    serve_declared()
+    path = Path(args.prefect_yaml) if args.prefect_yaml else PREFECT_YAML
+    if not path.is_file():
+        raise BadInput("no such file", file=str(path))
+    serve_declared(path)
     return 0
 
 
@@ -688,6 +739,10 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--withdraw", action="store_true", help="submitter: withdraw after return")
     sign.add_argument("--subject")
     sign.add_argument("--body")
+    sign.add_argument("--no-wait", action="store_true",
+                      help="send the form and return without waiting for the outcome")
+    sign.add_argument("--timeout", type=float, default=120.0,
+                      help="seconds to wait for the run to take and record the form")
     sign.set_defaults(handler=cmd_filing_sign)
 
     payroll = sub.add_parser("payroll", help="monthly customer-manager payroll").add_subparsers(
@@ -754,6 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     web.set_defaults(handler=cmd_web)
 
     serve = sub.add_parser("serve", help="serve the deployments of prefect.yaml (a worker)")
+    serve.add_argument("--prefect-yaml", metavar="FILE",
+                       help="serve the deployments of this file (default: brokerflow's own)")
     serve.set_defaults(handler=cmd_serve)
     return parser
 

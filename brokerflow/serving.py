@@ -8,21 +8,32 @@ Prefect and the flow again (about 4 s here), on every resume of a suspended appr
 ``serve`` starts them from a ``forkserver`` instead, which imported those modules once, so a
 resumed step is waiting again within about a second of its process starting
 (``BROKERFLOW_SERVE_START=spawn`` restores Prefect's own way).
+
+On start, and then every half lease, ``serve`` sweeps for stranded runs of its deployments
+(``brokerflow.recovery``): runs left Pending/Running by a process that died are handed back to
+be run again, and form answers of ended runs are discarded.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import multiprocessing
 import os
+import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from uuid import UUID
 
 import yaml
 
 from brokerflow.errors import BadInput
+from brokerflow.failpoints import failpoint
+
+log = logging.getLogger(__name__)
 
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 
@@ -71,14 +82,21 @@ def _import_flow(file: str, func: str, *, path: Path) -> Any:
 
 
 def load_declared(path: Path = PREFECT_YAML) -> list[DeclaredFlow]:
-    """Load each declared deployment's flow from its entrypoint, with its schedules."""
-    from prefect.schedules import Cron
+    """Load each declared deployment's flow from its entrypoint, with its schedules
+    (``cron`` with ``timezone``, or ``interval`` in seconds)."""
+    from prefect.schedules import Cron, Interval
 
     loaded = []
     for entry in declared_deployments(path):
         file, _, func = entry["entrypoint"].partition(":")
-        schedules = [Cron(s["cron"], timezone=s.get("timezone", "UTC"))
-                     for s in entry.get("schedules") or [] if s.get("cron")]
+        schedules: list[Any] = []
+        for schedule in entry.get("schedules") or []:
+            if schedule.get("cron"):
+                schedules.append(Cron(schedule["cron"],
+                                      timezone=schedule.get("timezone", "UTC")))
+            elif schedule.get("interval"):
+                schedules.append(Interval(timedelta(seconds=float(schedule["interval"])),
+                                          timezone=schedule.get("timezone", "UTC")))
         loaded.append(DeclaredFlow(
             name=entry["name"], flow=_import_flow(file, func, path=path),
             description=entry.get("description"), parameters=entry.get("parameters") or {},
@@ -102,14 +120,69 @@ def serve_declared(path: Path = PREFECT_YAML) -> None:
     flow_modules = sorted({declared.flow.fn.__module__ for declared in flows})
     start_runs_from_forkserver((*FORKSERVER_PRELOAD, *flow_modules))
     runner = Runner(name="brokerflow-serve", pause_on_shutdown=True)
+    deployment_ids: list[UUID] = []
     for declared in flows:
-        runner.add_flow(declared.flow, name=declared.name, description=declared.description,
-                        parameters=declared.parameters, schedules=declared.schedules or None)
+        deployment_id = runner.add_flow(
+            declared.flow, name=declared.name, description=declared.description,
+            parameters=declared.parameters, schedules=declared.schedules or None)
+        assert isinstance(deployment_id, UUID)  # the sync variant, outside an event loop
+        deployment_ids.append(deployment_id)
         print(f"serving deployment {declared.flow.name}/{declared.name}", flush=True)
+    sweeper = RecoverySweeper(deployment_ids)
+    sweeper.sweep_once()  # runs a dead process left behind go back before the first poll
+    sweeper.start()
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal) as stop:
         print(f"brokerflow serve: {type(stop).__name__}, shutting down", flush=True)
+    finally:
+        sweeper.stop()
+
+
+class RecoverySweeper:
+    """Sweeps for stranded runs of ``deployment_ids`` every half lease, in a daemon thread."""
+
+    def __init__(self, deployment_ids: list[UUID]) -> None:
+        from brokerflow.db import open_database
+        from brokerflow.settings import load_settings
+
+        self.settings = load_settings()
+        self.engine = open_database(self.settings.database_url)
+        self.deployment_ids = deployment_ids
+        self.period = max(self.settings.run_lease_seconds / 2, 1.0)
+        self._ended_after = datetime.now(UTC) - timedelta(days=7)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="recovery-sweep", daemon=True)
+
+    def sweep_once(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        from brokerflow.recovery import discard_ended_answers, sweep
+
+        started = datetime.now(UTC)
+        try:
+            with get_client(sync_client=True) as client:
+                for done in sweep(client, self.engine, deployment_ids=self.deployment_ids,
+                                  lease_seconds=self.settings.run_lease_seconds,
+                                  max_recoveries=self.settings.max_run_recoveries):
+                    print(f"recovered flow run {done.flow_run_name} ({done.flow_run_id}), "
+                          f"{done.from_state}: {done.reason}", flush=True)
+                discard_ended_answers(client, deployment_ids=self.deployment_ids,
+                                      ended_after=self._ended_after)
+            self._ended_after = started - timedelta(seconds=self.period * 4)
+        except Exception as exc:  # noqa: BLE001 - the next sweep tries again
+            log.warning("recovery sweep failed: %r", exc)
+            print(f"recovery sweep failed (next in {self.period:.0f} s): {exc!r}", flush=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.period):
+            self.sweep_once()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 #: What the forkserver imports once besides the served flows' own modules, so that run
@@ -134,8 +207,22 @@ class _StartFromForkserver(ModuleType):
 
     def get_context(self, method: str | None = None) -> Any:
         if method == "spawn":
-            return self._forkserver
+            return _ForkserverContext(self._forkserver)
         return multiprocessing.get_context(method)
+
+
+class _ForkserverContext:
+    """The forkserver context, with a fault-test stop just before a run's process starts."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - multiprocessing's name
+        failpoint("serve.before-run-process")
+        return self._context.Process(*args, **kwargs)
 
 
 def start_runs_from_forkserver(preload: tuple[str, ...]) -> bool:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,8 +96,8 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         _set_env_file_value(env_file, "BROKERFLOW_S3_ENDPOINT", f"http://{host}:{s3_port}")
     settings = load_settings()
     prefect: subprocess.Popen[bytes] | None = None
-    worker: subprocess.Popen[bytes] | None = None
-    web: subprocess.Popen[bytes] | None = None
+    worker: Supervised | None = None
+    web: Supervised | None = None
     try:
         if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
             s3_server = start_local_s3(data_dir=home / "s3", access_key=settings.s3_access_key,
@@ -104,18 +105,19 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         prefect = _start_prefect(home, host, prefect_port)
         archive = open_archive(settings)  # bucket with Object Lock, schema
         sample = ensure_roster(archive.engine)
-        worker = _start_serve(home, host, prefect_port)
-        web = _start_child(home, "web.log", ["web", "--host", host, "--port", str(web_port)],
-                           {})
+        worker = Supervised("serve", lambda: _start_serve(home, host, prefect_port),
+                            log=home / "serve.log")
+        web = Supervised("web", lambda: _start_child(
+            home, "web.log", ["web", "--host", host, "--port", str(web_port)], {}),
+            log=home / "web.log")
         web_url = f"http://{host}:{web_port}"
         wait_for_http(web_url + "/login", timeout=60)
         api_url = f"http://{host}:{prefect_port}/api"
         ui_url = f"http://{host}:{prefect_port}"
-        state_file.write_text(json.dumps({
-            "pid": os.getpid(), "prefect_ui": ui_url, "prefect_api": api_url,
-            "s3_endpoint": settings.s3_endpoint, "database_url": settings.database_url,
-            "web": web_url,
-        }))
+        state = {"pid": os.getpid(), "prefect_ui": ui_url, "prefect_api": api_url,
+                 "s3_endpoint": settings.s3_endpoint, "database_url": settings.database_url,
+                 "web": web_url, "serve_pid": worker.pid, "web_pid": web.pid}
+        state_file.write_text(json.dumps(state))
         print(f"Prefect UI:   {ui_url}   (approve waiting steps: Runs → a Paused/Suspended "
               "run → Resume)")
         print(f"Archive page: {web_url}   (log in with a roster user id and secret)")
@@ -133,6 +135,9 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         print("Press Ctrl-C to stop.", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while prefect.poll() is None:
+            if worker.keep_alive() or web.keep_alive():
+                state |= {"serve_pid": worker.pid, "web_pid": web.pid}
+                state_file.write_text(json.dumps(state))
             time.sleep(0.5)
         print("the Prefect server exited", file=sys.stderr)
         return 1
@@ -140,12 +145,51 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         print("stopping ...", flush=True)
         return 0
     finally:
-        for child in (web, worker, prefect):
-            if child is not None:
-                stop_process_group(child)
+        for supervised in (web, worker):
+            if supervised is not None:
+                stop_process_group(supervised.process)
+        if prefect is not None:
+            stop_process_group(prefect)
         if s3_server is not None:
             s3_server.stop()
         state_file.unlink(missing_ok=True)
+
+
+class Supervised:
+    """A child process of the stack that is started again when it dies (and says so).
+
+    More than ``max_restarts`` restarts within ``window`` seconds stops the stack: a child
+    that dies on start needs a person, not a loop.
+    """
+
+    def __init__(self, name: str, start: Callable[[], subprocess.Popen[bytes]], *, log: Path,
+                 max_restarts: int = 5, window: float = 300.0) -> None:
+        self.name, self._start, self.log = name, start, log
+        self.max_restarts, self.window = max_restarts, window
+        self.restarts: list[float] = []
+        self.process = start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def keep_alive(self) -> bool:
+        """Start the child again if it exited (True then); BrokerflowError when it keeps
+        dying."""
+        code = self.process.poll()
+        if code is None:
+            return False
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < self.window]
+        if len(self.restarts) >= self.max_restarts:
+            raise BrokerflowError(f"{self.name} died {len(self.restarts) + 1} times within "
+                                  f"{self.window:.0f} s; see {self.log}")
+        stop_process_group(self.process)  # whatever it started goes with it
+        self.restarts.append(now)
+        self.process = self._start()
+        print(f"{self.name} (exit code {code}) was restarted as pid {self.process.pid}; "
+              f"see {self.log}", flush=True)
+        return True
 
 
 def _start_prefect(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:

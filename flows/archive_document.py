@@ -1,16 +1,26 @@
-"""Render a document and archive it under a new serial: the step every flow ends a stage with."""
+"""Render a document and archive it under a new serial: the step every flow ends a stage with.
+
+``archive_step`` runs the ``archive-document`` Prefect task.  When the object store stays
+unreachable beyond its own outage budget (``s3_retry_seconds``), Prefect runs the task again
+(``archive_retries`` times, the delay doubling from ``archive_retry_delay_seconds``); the flow
+run owns the serial's reservation, so a retry -- or the whole run executed again after its
+process died -- continues under the same serial instead of voiding it.  Only storage failures
+are retried: bad data fails at once.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 
-from archive.service import DocumentSpec, open_archive
+from approvals.waiting import current_flow_run_id
+from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
-from brokerflow.errors import NotFound
+from brokerflow.errors import NotFound, StorageError
 from brokerflow.render import DocumentRenderer, parse_document_data
-from brokerflow.roster import get_user_view
+from brokerflow.roster import UserView, get_user_view
 from brokerflow.settings import load_settings
 
 _renderer: DocumentRenderer | None = None
@@ -24,38 +34,41 @@ def shared_renderer() -> DocumentRenderer:
     return _renderer
 
 
-@task(name="render-and-archive", retries=0)
-def render_and_archive(
-    *,
-    doc_type: str,
-    data: dict[str, Any],
-    subject_key: str,
-    revision: int,
-    actor_id: str,
-    cm_id: str | None = None,
-    month: str | None = None,
-) -> str:
-    """Allocate-and-store pipeline for a rendered document; returns its serial.
+def _storage_failed(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: only an unreachable or failing object store is worth another try."""
+    try:
+        state.result()
+    except StorageError:
+        return True
+    except Exception:  # noqa: BLE001 - anything else is not retried
+        return False
+    return False
 
-    Re-running with the same (type, subject key, revision) returns the existing serial.
-    """
-    archive = open_archive(load_settings())
-    with new_session(archive.engine) as session:
-        actor = get_user_view(session, actor_id)
-    if actor is None:
-        raise NotFound(f"acting user {actor_id!r} is not on the roster")
-    document = parse_document_data(data, file=f"{doc_type} data")
-    spec = DocumentSpec(
-        branch=document.branch, doc_type=doc_type, subject=document.subject,
-        subject_key=subject_key, revision=revision, cm_id=cm_id, month=month,
-        source=f"{doc_type} {subject_key}",
-    )
+
+@task(name="archive-document", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_storage_failed)
+def archive_document(archive: Archive, spec: DocumentSpec, data: dict[str, Any], *,
+                     actor: UserView) -> str:
+    """Render ``spec.doc_type`` from ``data`` with its serial on the page and archive it."""
 
     def render(serial: str) -> bytes:
-        with_serial = document.model_copy(update={"serial": serial})
-        return shared_renderer().render_pdf(doc_type, with_serial)
+        return shared_renderer().render_pdf(spec.doc_type, {**data, "serial": serial})
 
-    return archive.archive_rendered(spec, render, actor=actor).serial
+    owner = current_flow_run_id() or None
+    return archive.archive_rendered(spec, render, actor=actor, owner=owner).serial
+
+
+def archive_step(archive: Archive, spec: DocumentSpec, data: dict[str, Any], *,
+                 actor: UserView) -> str:
+    """``archive_document`` with the retries the settings give; returns the serial.
+
+    Archiving the same (type, subject key, revision) again returns the existing serial.
+    """
+    settings = archive.settings
+    delays = [settings.archive_retry_delay_seconds * 2**i for i in range(settings.archive_retries)]
+    retrying = archive_document.with_options(retries=settings.archive_retries,
+                                             retry_delay_seconds=delays or 0)
+    return retrying(archive, spec, data, actor=actor)
 
 
 @flow(name="archive-document")
@@ -69,7 +82,15 @@ def archive_document_flow(
     month: str | None = None,
 ) -> str:
     """Render ``doc_type`` from ``data`` and archive it; returns the serial."""
-    return render_and_archive(
-        doc_type=doc_type, data=data, subject_key=subject_key, revision=revision,
-        actor_id=actor_id, cm_id=cm_id, month=month,
+    archive = open_archive(load_settings(), prepare_bucket=False)
+    with new_session(archive.engine) as session:
+        actor = get_user_view(session, actor_id)
+    if actor is None:
+        raise NotFound(f"acting user {actor_id!r} is not on the roster")
+    document = parse_document_data(data, file=f"{doc_type} data")
+    spec = DocumentSpec(
+        branch=document.branch, doc_type=doc_type, subject=document.subject,
+        subject_key=subject_key, revision=revision, cm_id=cm_id, month=month,
+        source=f"{doc_type} {subject_key}",
     )
+    return archive_step(archive, spec, document.model_dump(), actor=actor)

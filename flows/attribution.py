@@ -25,30 +25,30 @@ from approvals.attributions import (
     request_key,
     resolve_conflict,
 )
+from approvals.audit import append_audit
 from approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
 from approvals.engine import (
     SigningRequest,
-    WaitMode,
     bind_flow_run,
     claim_on,
     clear_waiting,
-    current_flow_run_id,
     identify,
     load_decisions,
     take_signature,
     update_row,
-    wait_for_form,
 )
 from approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
+from approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
 from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
 from brokerflow.errors import BrokerflowError, NotFound
 from brokerflow.idnumbers import mask_last4
-from brokerflow.models import Attribution, ClientIdentity, User, UserRole
+from brokerflow.models import Attribution, AuditEvent, ClientIdentity, User, UserRole
 from brokerflow.payroll.inputs import Month
 from brokerflow.roster import UserView, get_user_view
+from brokerflow.runlease import held_lease
 from brokerflow.settings import Settings, load_settings
-from flows.archive_document import shared_renderer
+from flows.archive_document import archive_step
 
 FINAL = ("effective", "ended", "rejected", "returned")
 
@@ -72,11 +72,7 @@ def _confirmation_form(archive: Archive, attribution: Attribution) -> str:
     spec = DocumentSpec(branch=attribution.branch, doc_type="CNF", subject=subject,
                         subject_key=request_key(attribution.id), cm_id=attribution.cm_id,
                         source=f"attribution {attribution.id}")
-
-    def render(serial: str) -> bytes:
-        return shared_renderer().render_pdf("CNF", {**data, "serial": serial})
-
-    return archive.archive_rendered(spec, render, actor=registrar).serial
+    return archive_step(archive, spec, data, actor=registrar)
 
 
 def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
@@ -165,35 +161,50 @@ def _preregister_from_ui(archive: Archive, settings: Settings, *, run_id: str,
             Attribution.flow_run_id == run_id)).first()
     if existing is not None and existing.id is not None:
         return existing.id
-    attempt = 0
+    registration = f"preregistration:{run_id}"
     while True:
-        answer = wait_for_form(PreregisterForm, description=(
+        attempt = _refusals(archive, registration)  # a re-run asks for the same form again
+        with awaited_form(PreregisterForm, description=(
             "## 预约登记 Client pre-registration\n\nBack-office support enters the client and "
             "the CM. The ID number is validated (GB 11643), stored only as a keyed hash and "
             "its last 4 digits, and deleted from Prefect right after it is read."),
-            key=f"preregister-{attempt}", mode=mode, poll_interval=poll_interval)
-        attempt += 1
-        registrar = identify(archive.engine, answer.signer.strip(),
-                             answer.secret.get_secret_value())
-        if registrar is None:
-            continue
-        try:
+                key=f"preregister-{attempt}", mode=mode, poll_interval=poll_interval) as answer:
+            registrar = identify(archive.engine, answer.signer.strip(),
+                                 answer.secret.get_secret_value())
+            reason = "unknown user or wrong secret"
+            if registrar is not None:
+                try:
+                    with new_session(archive.engine) as session:
+                        attribution = preregister(
+                            session, registrar=registrar, cm_id=answer.cm.strip(),
+                            client_name=answer.client_name,
+                            id_number=answer.id_number.get_secret_value(),
+                            asset_size=answer.asset_size, hash_key=settings.secret_key)
+                        attribution.flow_run_id = run_id
+                        session.add(attribution)
+                        session.commit()
+                        assert attribution.id is not None
+                        return attribution.id
+                except BrokerflowError as exc:  # a bad form (the error names no ID number)
+                    reason = str(exc)
             with new_session(archive.engine) as session:
-                attribution = preregister(
-                    session, registrar=registrar, cm_id=answer.cm.strip(),
-                    client_name=answer.client_name,
-                    id_number=answer.id_number.get_secret_value(),
-                    asset_size=answer.asset_size, hash_key=settings.secret_key)
-                attribution.flow_run_id = run_id
-                session.add(attribution)
+                append_audit(session, actor_id=answer.signer or "(blank)", action="refused",
+                             request_key=registration,
+                             details={"reason": reason, "form": f"preregister-{attempt}"})
                 session.commit()
-                assert attribution.id is not None
-                return attribution.id
-        except BrokerflowError:
-            continue  # a bad form: the step waits again (the error names no ID number)
 
 
-@flow(name="client-attribution", persist_result=True)
+def _refusals(archive: Archive, request: str) -> int:
+    """How many forms of ``request`` were refused so far (the next form's number)."""
+    from sqlmodel import func
+
+    with new_session(archive.engine) as session:
+        return int(session.exec(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.request_key == request, AuditEvent.action == "refused")).one())
+
+
+@flow(name="client-attribution", persist_result=True, on_completion=ANSWER_HOOKS,
+      on_failure=ANSWER_HOOKS, on_cancellation=ANSWER_HOOKS)
 def client_attribution(
     attribution_id: int | None = None,
     wait: WaitMode = "suspend",
@@ -201,12 +212,19 @@ def client_attribution(
 ) -> str:
     """Verify one pre-registered attribution; returns its final status."""
     settings = load_settings()
-    archive = open_archive(settings)
+    archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
-    if attribution_id is None:
-        attribution_id = _preregister_from_ui(archive, settings, run_id=run_id, mode=wait,
-                                              poll_interval=poll_interval)
-    bind_flow_run(archive.engine, Attribution, attribution_id, run_id)
+    with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):
+        if attribution_id is None:
+            attribution_id = _preregister_from_ui(archive, settings, run_id=run_id, mode=wait,
+                                                  poll_interval=poll_interval)
+        bind_flow_run(archive.engine, Attribution, attribution_id, run_id)
+        return _verify(archive, attribution_id, run_id=run_id, mode=wait,
+                       poll_interval=poll_interval)
+
+
+def _verify(archive: Archive, attribution_id: int, *, run_id: str, mode: WaitMode,
+            poll_interval: float) -> str:
     while True:
         with new_session(archive.engine) as session:
             attribution = get_attribution(session, attribution_id=attribution_id)
@@ -229,7 +247,7 @@ def client_attribution(
 
         take_signature(archive.engine, _step_request(archive, attribution, state, decisions),
                        state, decisions, claim_attempt=claim_on(Attribution, attribution_id),
-                       run_id=run_id, mode=wait, poll_interval=poll_interval)
+                       run_id=run_id, mode=mode, poll_interval=poll_interval)
 
 
 def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> list[str]:
@@ -272,10 +290,6 @@ def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> 
         spec = DocumentSpec(branch=branch, doc_type="CML", subject=subject,
                             subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,
                             month=month, source=f"confirmation list {month}")
-
-        def render(serial: str, data: dict[str, object] = data) -> bytes:
-            return shared_renderer().render_pdf("CML", {**data, "serial": serial})
-
-        serials.append(archive.archive_rendered(spec, render, actor=actor).serial)
+        serials.append(archive_step(archive, spec, data, actor=actor))
     return serials
 

@@ -25,14 +25,13 @@ from approvals.audit import append_audit
 from approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
 from approvals.engine import (
     SigningRequest,
-    WaitMode,
     claim_on,
     clear_waiting,
-    current_flow_run_id,
     load_decisions,
     take_signature,
     user_names,
 )
+from approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
 from archive.index import mark_superseded
 from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
@@ -50,8 +49,9 @@ from brokerflow.payroll.records import (
     set_status,
 )
 from brokerflow.roster import UserView, get_user_view
+from brokerflow.runlease import held_lease
 from brokerflow.settings import load_settings
-from flows.archive_document import shared_renderer
+from flows.archive_document import archive_step
 from flows.attribution import archive_confirmation_lists
 
 AttributionSource = Literal["database", "crm"]
@@ -149,11 +149,7 @@ def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
                         subject_key=request_key(run.branch, run.month) + suffix,
                         revision=run.revision, month=run.month,
                         source=f"closing {run.branch} {run.month}")
-
-    def render(serial: str) -> bytes:
-        return shared_renderer().render_pdf(doc_type, {**data, "serial": serial})
-
-    return archive.archive_rendered(spec, render, actor=actor).serial
+    return archive_step(archive, spec, data, actor=actor)
 
 
 def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: str | None,
@@ -178,7 +174,8 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
                                attribution_source=attribution_source)
 
 
-@flow(name="monthly-closing", persist_result=True)
+@flow(name="monthly-closing", persist_result=True, on_completion=ANSWER_HOOKS,
+      on_failure=ANSWER_HOOKS, on_cancellation=ANSWER_HOOKS)
 def monthly_closing(
     branch: str,
     month: str | None = None,
@@ -196,8 +193,18 @@ def monthly_closing(
     """
     month = month or previous_month()
     Month.parse(month)
-    archive = open_archive(load_settings())
+    settings = load_settings()
+    archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
+    with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):
+        return _close(archive, branch=branch, month=month, data_dir=data_dir, policy=policy,
+                      run_id=run_id, mode=wait, poll_interval=poll_interval,
+                      attribution_source=attribution_source)
+
+
+def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
+           policy: str | None, run_id: str, mode: WaitMode, poll_interval: float,
+           attribution_source: AttributionSource) -> str:
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
                              policy=policy, run_id=run_id,
                              attribution_source=attribution_source)
@@ -238,7 +245,7 @@ def monthly_closing(
                 branch=branch,
             )
             take_signature(archive.engine, request, state, decisions,
-                           claim_attempt=claim_on(PayrollRun, run_pk), run_id=run_id, mode=wait,
+                           claim_attempt=claim_on(PayrollRun, run_pk), run_id=run_id, mode=mode,
                            poll_interval=poll_interval)
             continue
         return _finish(archive, run, state, decisions, lines, preparer)

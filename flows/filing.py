@@ -21,11 +21,10 @@ from approvals.audit import append_audit
 from approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
 from approvals.engine import (
     SigningRequest,
-    WaitMode,
     bind_flow_run,
     claim_on,
     clear_waiting,
-    current_flow_run_id,
+    form_key,
     identify,
     load_decisions,
     mark_waiting,
@@ -33,16 +32,17 @@ from approvals.engine import (
     take_signature,
     update_row,
     user_names,
-    wait_for_form,
 )
 from approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
 from approvals.forms import ResubmitForm, SubmitForm
+from approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
 from archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.db import new_session
-from brokerflow.models import Filing
+from brokerflow.models import AuditEvent, Filing
 from brokerflow.roster import DEPARTMENT_LABELS, get_user_view
+from brokerflow.runlease import held_lease
 from brokerflow.settings import load_settings
-from flows.archive_document import shared_renderer
+from flows.archive_document import archive_step
 
 FINAL = ("approved", "rejected", "withdrawn")
 OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}
@@ -64,11 +64,7 @@ def _archive_request_document(archive: Archive, filing: Filing) -> str:
     spec = DocumentSpec(branch=filing.branch, doc_type="FIL", subject=filing.subject,
                         subject_key=request_key(filing.id), revision=filing.revision,
                         source=f"filing {filing.id}")
-
-    def render(serial: str) -> bytes:
-        return shared_renderer().render_pdf("FIL", {**data, "serial": serial})
-
-    return archive.archive_rendered(spec, render, actor=submitter).serial
+    return archive_step(archive, spec, data, actor=submitter)
 
 
 def _archive_result_document(
@@ -103,11 +99,7 @@ def _archive_result_document(
     spec = DocumentSpec(branch=filing.branch, doc_type="FOP", subject=subject,
                         subject_key=f"{request_key(filing.id)}:opinions",
                         revision=filing.revision, source=f"filing {filing.id}")
-
-    def render(serial: str) -> bytes:
-        return shared_renderer().render_pdf("FOP", {**data, "serial": serial})
-
-    return archive.archive_rendered(spec, render, actor=sender).serial
+    return archive_step(archive, spec, data, actor=sender)
 
 
 def _take_signature(
@@ -152,38 +144,41 @@ def _await_revision(
         "(revision + 1, a new FIL document) or withdraws it.",
         *(["", f"> **The last form was not accepted:** {last_refusal}"] if last_refusal else []),
     ])
-    answer = wait_for_form(ResubmitForm, description=description,
-                           key=f"filing-{filing.id}-r{filing.revision}-f{attempt}",
-                           mode=mode, poll_interval=poll_interval)
-    signer = identify(archive.engine, answer.signer.strip(),
-                      answer.secret.get_secret_value())
-    with new_session(archive.engine) as session:
-        current = get_filing(session, filing_id=filing.id)
-        if current.form_attempts != attempt:
-            return
-        current.form_attempts += 1
-        touch(current)
-        if signer is None or signer.user_id != filing.submitter_id:
-            record_refusal(session, request_key=key, revision=filing.revision, step="resubmit",
-                           signer_id=answer.signer,
-                           reason="only the submitter, with their secret, may resubmit")
-        elif answer.action == "withdraw":
-            current.status = "withdrawn"
-            clear_waiting(session, request_key=key)
-            append_audit(session, actor_id=signer.user_id, action="withdrawn", request_key=key,
-                         details={"revision": filing.revision})
-        else:
-            current.revision += 1
-            current.subject = (answer.subject.strip() or current.subject)[:200]
-            current.body = answer.body or current.body
-            current.status = "waiting"
-            current.current_serial = ""
-            clear_waiting(session, request_key=key)
-            append_audit(session, actor_id=signer.user_id, action="resubmitted",
-                         request_key=key,
-                         details={"revision": current.revision, "subject": current.subject})
-        session.add(current)
-        session.commit()
+    key_of_form = form_key(key, filing.revision, attempt)
+    with awaited_form(ResubmitForm, description=description, key=key_of_form, mode=mode,
+                      poll_interval=poll_interval) as answer:
+        signer = identify(archive.engine, answer.signer.strip(),
+                          answer.secret.get_secret_value())
+        with new_session(archive.engine) as session:
+            current = get_filing(session, filing_id=filing.id)
+            if current.form_attempts != attempt:
+                return  # processed before a restart
+            current.form_attempts += 1
+            touch(current)
+            if signer is None or signer.user_id != filing.submitter_id:
+                record_refusal(session, request_key=key, revision=filing.revision,
+                               step="resubmit", signer_id=answer.signer,
+                               reason="only the submitter, with their secret, may resubmit",
+                               form_key=key_of_form)
+            elif answer.action == "withdraw":
+                current.status = "withdrawn"
+                clear_waiting(session, request_key=key)
+                append_audit(session, actor_id=signer.user_id, action="withdrawn",
+                             request_key=key,
+                             details={"revision": filing.revision, "form": key_of_form})
+            else:
+                current.revision += 1
+                current.subject = (answer.subject.strip() or current.subject)[:200]
+                current.body = answer.body or current.body
+                current.status = "waiting"
+                current.current_serial = ""
+                clear_waiting(session, request_key=key)
+                append_audit(session, actor_id=signer.user_id, action="resubmitted",
+                             request_key=key,
+                             details={"revision": current.revision, "subject": current.subject,
+                                      "form": key_of_form})
+            session.add(current)
+            session.commit()
 
 
 def load_decisions_for(archive: Archive, filing: Filing) -> list[Decision]:
@@ -222,30 +217,38 @@ def _confirm_ui_submission(
         existing = session.exec(_by_run(run_id)).first()
     if existing is not None and existing.id is not None:
         return existing.id
-    attempt = 0
+    submission = f"submission:{run_id}"
     while True:
-        answer = wait_for_form(
+        attempt = _refusals(archive, submission)  # a re-run asks for the same form again
+        with awaited_form(
             SubmitForm,
             description=(f"## 报批 submission\n**Branch:** {branch}  \n**Kind:** {kind}  \n"
                          f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
                          "with their user id and secret."),
-            key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval)
-        signer = identify(archive.engine, answer.signer.strip(),
-                      answer.secret.get_secret_value())
-        if signer is not None and signer.user_id == submitter:
-            break
-        with new_session(archive.engine) as session:
-            append_audit(session, actor_id=answer.signer or "(blank)", action="refused",
-                         request_key=f"submission:{run_id}",
-                         details={"reason": "not the named submitter, or wrong secret"})
-            session.commit()
-        attempt += 1
+            key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval) as answer:
+            signer = identify(archive.engine, answer.signer.strip(),
+                              answer.secret.get_secret_value())
+            with new_session(archive.engine) as session:
+                if signer is not None and signer.user_id == submitter:
+                    filing = create_filing(session, branch=branch, kind=kind, subject=subject,
+                                           body=body, submitter=signer, flow_run_id=run_id)
+                    session.commit()
+                    assert filing.id is not None
+                    return filing.id
+                append_audit(session, actor_id=answer.signer or "(blank)", action="refused",
+                             request_key=submission,
+                             details={"reason": "not the named submitter, or wrong secret",
+                                      "form": f"submit-{attempt}"})
+                session.commit()
+
+
+def _refusals(archive: Archive, request: str) -> int:
+    """How many forms of ``request`` were refused so far (the next form's number)."""
+    from sqlmodel import func, select
+
     with new_session(archive.engine) as session:
-        filing = create_filing(session, branch=branch, kind=kind, subject=subject, body=body,
-                               submitter=signer, flow_run_id=run_id)
-        session.commit()
-        assert filing.id is not None
-        return filing.id
+        return int(session.exec(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.request_key == request, AuditEvent.action == "refused")).one())
 
 
 def _by_run(run_id: str) -> Any:
@@ -254,7 +257,8 @@ def _by_run(run_id: str) -> Any:
     return select(Filing).where(Filing.flow_run_id == run_id)
 
 
-@flow(name="filing-chain", persist_result=True)
+@flow(name="filing-chain", persist_result=True, on_completion=ANSWER_HOOKS,
+      on_failure=ANSWER_HOOKS, on_cancellation=ANSWER_HOOKS)
 def filing_chain(
     filing_id: int | None = None,
     branch: str = "",
@@ -270,13 +274,21 @@ def filing_chain(
     From the CLI: ``filing_id`` of a filing created by ``brokerflow filing submit``.  From the
     Prefect UI: branch, kind, subject, body and submitter; the submitter then confirms.
     """
-    archive = open_archive(load_settings())
+    settings = load_settings()
+    archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
-    if filing_id is None:
-        filing_id = _confirm_ui_submission(
-            archive, run_id=run_id, branch=branch, kind=kind, subject=subject, body=body,
-            submitter=submitter, mode=wait, poll_interval=poll_interval)
-    bind_flow_run(archive.engine, Filing, filing_id, run_id)
+    with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):
+        if filing_id is None:
+            filing_id = _confirm_ui_submission(
+                archive, run_id=run_id, branch=branch, kind=kind, subject=subject, body=body,
+                submitter=submitter, mode=wait, poll_interval=poll_interval)
+        bind_flow_run(archive.engine, Filing, filing_id, run_id)
+        return _run_chain(archive, filing_id, run_id=run_id, mode=wait,
+                          poll_interval=poll_interval)
+
+
+def _run_chain(archive: Archive, filing_id: int, *, run_id: str, mode: WaitMode,
+               poll_interval: float) -> str:
     while True:
         with new_session(archive.engine) as session:
             filing = get_filing(session, filing_id=filing_id)
@@ -289,11 +301,10 @@ def filing_chain(
         decisions = load_decisions_for(archive, filing)
         state = progress(FILING_CHAIN, decisions)
         if isinstance(state, Waiting):
-            _take_signature(archive, filing, state, decisions, run_id=run_id, mode=wait,
+            _take_signature(archive, filing, state, decisions, run_id=run_id, mode=mode,
                             poll_interval=poll_interval)
         elif state.outcome == "returned":
-            _await_revision(archive, filing, run_id=run_id, mode=wait,
+            _await_revision(archive, filing, run_id=run_id, mode=mode,
                             poll_interval=poll_interval)
         else:
             return _finish(archive, filing, state, decisions)
-

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +38,29 @@ class Stack:
         """Ctrl-C, as the terminal sends it to the process group; the exit code."""
         os.killpg(self.process.pid, signal.SIGINT)
         return self.process.wait(timeout=60)
+
+    def wait_for_output(self, text: str, timeout: float = 120) -> str:
+        """Read ``up``'s further output until a line contains ``text``; that line."""
+        lines: queue.Queue[str] = queue.Queue()
+
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                lines.put(line)
+                if text in line:
+                    return
+
+        threading.Thread(target=read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.output += line
+            if text in line:
+                return line
+        raise AssertionError(f"no line with {text!r} within {timeout:.0f} s:\n{self.output}")
 
 
 @contextmanager

@@ -1,0 +1,121 @@
+"""The approval engine's Prefect seam: wait for a form, hand its answer over, then forget it.
+
+A form's stored answer holds the signer's secret.  It is deleted from Prefect only after the
+flow has recorded what it did with it (counted or refused) in its own database, so a run that
+dies between reading and recording reads the same answer again when it runs again.  Once the
+outcome is recorded the request's form counter has moved on, so the same key is never asked
+for again.  Answers a run never consumed are discarded when it fails, crashes or is
+cancelled (flow hooks, and the serve process's sweep for runs whose process is gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, TypeVar
+from uuid import UUID
+
+from brokerflow.failpoints import failpoint
+
+WaitMode = Literal["pause", "suspend"]
+F = TypeVar("F")
+
+#: How long a paused (in-process) step may wait before Prefect fails the run.
+PAUSE_TIMEOUT_SECONDS = 30 * 24 * 3600
+#: Prefixes of the run-input keys Prefect gives paused and suspended forms.
+FORM_KEY_PREFIXES = ("paused-", "suspended-")
+
+
+@contextmanager
+def awaited_form(
+    form: type[F], *, description: str, key: str, mode: WaitMode, poll_interval: float = 10.0
+) -> Iterator[F]:
+    """Pause (in-process) or suspend (no process held) until the form is submitted; yield it.
+
+    Record the outcome inside the ``with`` block: the stored answer is deleted from Prefect
+    only when the block ends without an exception.
+    """
+    from prefect.flow_runs import pause_flow_run, suspend_flow_run
+    from prefect.input import keyset_from_base_key
+
+    with_text = form.with_initial_data(description=description)  # type: ignore[attr-defined]
+    if mode == "suspend":
+        answer = suspend_flow_run(wait_for_input=with_text, key=key)
+        base = f"suspended-{key}"
+    else:
+        answer = pause_flow_run(wait_for_input=with_text, key=key,
+                                timeout=PAUSE_TIMEOUT_SECONDS,
+                                poll_interval=poll_interval)  # type: ignore[call-overload]
+        base = f"paused-{key}"
+    failpoint("form.read")
+    yield answer
+    failpoint("form.recorded")
+    _discard_recorded(keyset_from_base_key(base)["response"])
+
+
+def _discard_recorded(key: str) -> None:
+    """Delete the recorded answer -- and any earlier one a killed run left behind (its key is
+    never asked for again).  Safe: while this runs the run is not waiting, so no answer can be
+    stored that has not been recorded."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    with get_client(sync_client=True) as client:
+        _delete_if_present(client, context.flow_run.id, key)
+        discard_form_answers(client, context.flow_run.id)
+
+
+def _delete_if_present(client: Any, flow_run_id: UUID, key: str) -> bool:
+    import httpx
+
+    try:
+        client.delete_flow_run_input(flow_run_id=flow_run_id, key=key)
+        return True
+    except httpx.HTTPStatusError as exc:
+        if exc.response.status_code == 404:
+            return False
+        raise
+
+
+def is_form_answer_key(key: str) -> bool:
+    """Whether a run-input key holds a submitted form (as opposed to its schema/description)."""
+    return key.startswith(FORM_KEY_PREFIXES) and key.endswith("-response")
+
+
+def discard_form_answers(client: Any, flow_run_id: UUID) -> int:
+    """Delete every submitted form still stored for a run; how many there were."""
+    deleted = 0
+    for prefix in FORM_KEY_PREFIXES:
+        for stored in client.filter_flow_run_input(flow_run_id=flow_run_id, key_prefix=prefix,
+                                                   limit=200, exclude_keys=set()):
+            if is_form_answer_key(stored.key) and _delete_if_present(client, flow_run_id,
+                                                                     stored.key):
+                deleted += 1
+    return deleted
+
+
+def discard_answers_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook (completion, failure, cancellation): no answer of this run is left in Prefect.
+
+    Not on a crash: a crashed run is run again by the recovery sweep and needs its answers.
+    """
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        discard_form_answers(client, flow_run.id)
+
+
+def current_flow_run_id() -> str:
+    """The id of the flow run this code runs in, also inside its tasks ('' outside one)."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    flow_run = context.flow_run if context is not None else None
+    return str(flow_run.id) if flow_run else ""
+
+
+#: Every approval flow's ``on_completion``, ``on_failure`` and ``on_cancellation`` hooks.
+ANSWER_HOOKS: list[Any] = [discard_answers_hook]
