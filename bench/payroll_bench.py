@@ -414,6 +414,8 @@ def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Cal
 
 
 def install_hooks() -> None:
+    import prefect.flow_runs as prefect_flow_runs
+
     import approvals.engine as engine_module
     import flows.closing as closing_module
     from archive.service import Archive
@@ -423,8 +425,9 @@ def install_hooks() -> None:
         "compute", closing_module.compute_from_directory)
     closing_module.record_run = _timed(  # type: ignore[assignment]
         "record_run", closing_module.record_run)
-    engine_module.wait_for_form = _timed(  # type: ignore[assignment]
-        "wait_for_form", engine_module.wait_for_form)
+    for waiting in ("pause_flow_run", "suspend_flow_run"):  # what awaited_form calls
+        setattr(prefect_flow_runs, waiting,
+                _timed("wait_for_form", getattr(prefect_flow_runs, waiting)))
     closing_module.take_signature = _timed(  # type: ignore[assignment]
         "take_signature", closing_module.take_signature)
     engine_module.identify = _timed(  # type: ignore[assignment]

@@ -552,6 +552,9 @@ def cmd_attribution_show(args: argparse.Namespace) -> int:
         data = [_attribution_json(session, a) for a in rows]
     if not data:
         raise BrokerflowError(f"no attribution of {args.client_id} that you may see")
+    for shown, row in zip(data, rows, strict=True):
+        if row.status not in ("effective", "ended", "rejected", "returned"):
+            shown["run"] = _run_report(archive, row.flow_run_id)
     print(json.dumps(data, ensure_ascii=False, indent=2))
     return 0
 

@@ -260,3 +260,28 @@ def test_an_object_store_outage_while_a_resumed_run_archives_is_waited_out(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[chain.run_id])))
             if t.name.startswith("archive-document")]
     assert max(attempts) >= 2  # Prefect ran the archive step again after the outage
+
+
+def test_a_run_that_fails_for_good_shows_as_needing_an_operator(
+    prefect_api: None, archive: Archive, roster: None, user, cli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from approvals.filings import create_filing
+    from brokerflow.db import new_session
+    from brokerflow.s3server import free_port
+    from flows.filing import filing_chain
+
+    with new_session(archive.engine) as session:
+        filing = create_filing(session, branch="SZ01", kind="assessment", subject="考核办法",
+                               body="……", submitter=user("bk1"))
+        session.commit()
+    for name, value in {"BROKERFLOW_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+                        "BROKERFLOW_S3_RETRY_SECONDS": "1", "BROKERFLOW_ARCHIVE_RETRIES": "1",
+                        "BROKERFLOW_ARCHIVE_RETRY_DELAY_SECONDS": "0.1"}.items():
+        monkeypatch.setenv(name, value)  # the store is gone for good
+    state = filing_chain(filing_id=filing.id, wait="pause", return_state=True)
+    assert state.is_failed() and "StorageError" in (state.message or "")
+    status = cli("filing", "status", str(filing.id), user="bm1")
+    assert status.code == 0, status.err
+    assert "ATTENTION run" in status.out and "needs an operator" in status.out
+    assert "StorageError" in status.out
