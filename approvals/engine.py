@@ -183,10 +183,6 @@ def record_reminders(session: Session, *, now: datetime, limit: timedelta) -> li
 # --------------------------------------------------------------------------- one signature
 
 
-def waiting_summary(waiting: Waiting) -> str:
-    return f"{waiting.step.name}: {', '.join(waiting.may_sign)}"
-
-
 BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
                               "countersign_departments"})
 

@@ -101,6 +101,12 @@ class ServedFiling:
         wait_until(waiting, timeout=timeout,
                    what=f"a form after {attempts} processed\n{serve.tail()}")
 
+    def sign_counted(self, signer: str, *extra: str) -> None:
+        """``brokerflow filing sign`` as ``signer``; it must exit 0."""
+        done = self.sign(signer, *extra)
+        assert isinstance(done, subprocess.CompletedProcess)
+        assert done.returncode == 0, done.stderr
+
     def sign(self, signer: str, *extra: str, secret: str | None = None,
              background: bool = False) -> subprocess.Popen[str] | subprocess.CompletedProcess[str]:
         """``brokerflow filing sign`` as ``signer`` in a child process."""

@@ -50,6 +50,15 @@ def serve(prefect_api: None, env: dict[str, str], tmp_path: Path, cli) -> Iterat
     cancel_unfinished_runs()  # the Prefect server outlives this test's database
 
 
+@pytest.fixture
+def chain(serve: ServeProcess, archive: Archive, env: dict[str, str], tmp_path: Path,
+          cli) -> ServedFiling:
+    """A filing whose served chain waits on its first form."""
+    submitted = submit_served_filing(archive, served_env(env, tmp_path), cli)
+    submitted.wait_form(0, serve)
+    return submitted
+
+
 def _sign_args(extra: dict[str, str]) -> list[str]:
     return [arg for name, value in extra.items() for arg in (f"--{name}", value)]
 
@@ -61,9 +70,7 @@ def _kill_at(point: str, chain: ServedFiling, serve: ServeProcess, tmp_path: Pat
     serve.kill_group()
     serve.start(BROKERFLOW_FAILPOINTS=point)
     wait_served(serve)
-    sent = chain.sign(signer, *_sign_args(extra), "--no-wait")
-    assert isinstance(sent, subprocess.CompletedProcess)
-    assert sent.returncode == 0, sent.stderr
+    chain.sign_counted(signer, *_sign_args(extra), "--no-wait")
     wait_marker(tmp_path / "failpoints", point, serve)
     serve.kill_group()
     stranded = chain.state()
@@ -73,10 +80,8 @@ def _kill_at(point: str, chain: ServedFiling, serve: ServeProcess, tmp_path: Pat
 
 @pytest.mark.slow
 def test_serve_killed_at_every_point_of_a_resume_loses_and_doubles_nothing(
-    serve: ServeProcess, archive: Archive, env: dict[str, str], tmp_path: Path, cli,
+    serve: ServeProcess, chain: ServedFiling, archive: Archive, tmp_path: Path,
 ) -> None:
-    chain = submit_served_filing(archive, served_env(env, tmp_path), cli)
-    chain.wait_form(0, serve)
     points = {  # step -> where serve dies after that step's form was sent
         0: ("serve.before-run-process", "PENDING"),  # picked up, no process started yet
         1: ("form.read", "RUNNING"),  # the form read, not yet counted
@@ -89,9 +94,7 @@ def test_serve_killed_at_every_point_of_a_resume_loses_and_doubles_nothing(
             stranded = _kill_at(point, chain, serve, tmp_path, signer, extra)
             assert stranded.type.value == expected, (point, stranded)
         else:
-            signed = chain.sign(signer, *_sign_args(extra))
-            assert isinstance(signed, subprocess.CompletedProcess)
-            assert signed.returncode == 0, signed.stderr
+            chain.sign_counted(signer, *_sign_args(extra))
         if number < len(CHAIN) - 1:
             chain.wait_form(number + 1, serve)
     wait_until(lambda: chain.state().is_completed(), timeout=120,
@@ -110,10 +113,8 @@ def test_serve_killed_at_every_point_of_a_resume_loses_and_doubles_nothing(
 
 @pytest.mark.slow
 def test_signatures_at_the_same_moment_are_all_counted_or_refused_with_a_reason(
-    serve: ServeProcess, archive: Archive, env: dict[str, str], tmp_path: Path, cli,
+    serve: ServeProcess, chain: ServedFiling, archive: Archive, cli,
 ) -> None:
-    chain = submit_served_filing(archive, served_env(env, tmp_path), cli)
-    chain.wait_form(0, serve)
     wrong = chain.sign("bo1", secret="not-the-secret")
     assert isinstance(wrong, subprocess.CompletedProcess)
     assert wrong.returncode == 3, wrong.stderr
@@ -129,8 +130,7 @@ def test_signatures_at_the_same_moment_are_all_counted_or_refused_with_a_reason(
     assert "was signed by someone else meanwhile" in loser or "already signed" in loser, loser
     assert len(decisions(archive, chain.key)) == 1
     chain.wait_form(1, serve)
-    named = chain.sign("ch1", "--departments", "compliance,risk")
-    assert isinstance(named, subprocess.CompletedProcess) and named.returncode == 0, named.stderr
+    chain.sign_counted("ch1", "--departments", "compliance,risk")
     chain.wait_form(2, serve)
     # the two countersigning departments at the same moment: both are counted
     pair = [chain.sign(who, background=True) for who in ("risk1", "comp1")]
@@ -146,13 +146,10 @@ def test_signatures_at_the_same_moment_are_all_counted_or_refused_with_a_reason(
 
 @pytest.mark.slow
 def test_a_cancelled_run_keeps_no_form_answer(
-    serve: ServeProcess, archive: Archive, env: dict[str, str], tmp_path: Path, cli,
+    serve: ServeProcess, chain: ServedFiling, archive: Archive,
 ) -> None:
-    chain = submit_served_filing(archive, served_env(env, tmp_path), cli)
-    chain.wait_form(0, serve)
     serve.kill_group()  # nobody will process the form sent now
-    sent = chain.sign("bo1", "--no-wait")
-    assert isinstance(sent, subprocess.CompletedProcess) and sent.returncode == 0, sent.stderr
+    chain.sign_counted("bo1", "--no-wait")
     assert stored_answers([chain.run_id])  # the secret is in Prefect until consumed ...
     with get_client(sync_client=True) as client:
         client.set_flow_run_state(chain.run_id, Cancelled(), force=True)
@@ -171,11 +168,8 @@ def test_countersigners_racing_in_threads_are_both_counted(
         chain = submit_served_filing(archive, served_env(env, tmp_path), cli,
                                      subject=f"2027年度考核办法（第{trial + 1}稿）")
         chain.wait_form(0, serve)
-        for number, (signer, extra) in enumerate((("bo1", {}),
-                                                  ("ch1", {"departments": "compliance,risk"}))):
-            signed = chain.sign(signer, *_sign_args(extra))
-            assert isinstance(signed, subprocess.CompletedProcess)
-            assert signed.returncode == 0, signed.stderr
+        for number, (_, signer, extra) in enumerate(CHAIN[:2]):
+            chain.sign_counted(signer, *_sign_args(extra))
             chain.wait_form(number + 1, serve)
         start = threading.Barrier(2)
         outcomes: dict[str, object] = {}
@@ -230,15 +224,11 @@ def test_an_object_store_outage_while_a_resumed_run_archives_is_waited_out(
         chain = submit_served_filing(archive, child_env, cli)
         chain.wait_form(0, serve)
         for number, (_, signer, extra) in enumerate(CHAIN[:-1]):
-            signed = chain.sign(signer, *_sign_args(extra))
-            assert isinstance(signed, subprocess.CompletedProcess)
-            assert signed.returncode == 0, signed.stderr
+            chain.sign_counted(signer, *_sign_args(extra))
             chain.wait_form(number + 1, serve)
         flaky_s3.freeze()  # nothing answers on the S3 port from now on
         frozen_at = time.monotonic()
-        last = chain.sign("vp1")  # the resumed run starts and counts it without the store
-        assert isinstance(last, subprocess.CompletedProcess)
-        assert last.returncode == 0, last.stderr
+        chain.sign_counted("vp1")  # the resumed run starts and counts it without the store
         assert decisions(archive, chain.key)[-1] == ("vp_instruction", "vp1")
         time.sleep(max(0.0, 25 - (time.monotonic() - frozen_at)))  # past every timeout
         assert not chain.state().is_final(), serve.tail()  # still trying, not failed
