@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from approvals.audit import append_audit
-from brokerflow.errors import AccessDenied, BadInput, NotFound
-from brokerflow.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
-from brokerflow.models import Attribution, ClientIdentity, User, utcnow
+from brokerflow.approvals.audit import append_audit
+from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
+from brokerflow.kernel.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
+from brokerflow.kernel.models import Attribution, ClientIdentity, User, utcnow
+from brokerflow.kernel.roster import UserView
 from brokerflow.payroll.inputs import ClientRow, Month
-from brokerflow.roster import UserView
 
 LIVE = ("pending", "conflict", "effective")
 ZONE = ZoneInfo("Asia/Shanghai")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
-from brokerflow.models import AuditEvent, AuditHead, utcnow
+from brokerflow.kernel.models import AuditEvent, AuditHead, utcnow
 
 GENESIS = "0" * 64
 

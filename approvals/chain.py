@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from brokerflow.roster import COUNTERSIGN_DEPARTMENTS, UserView
+from brokerflow.kernel.roster import COUNTERSIGN_DEPARTMENTS, UserView
 
 DecisionKind = Literal["approve", "reject", "return"]
 DECISIONS: tuple[str, ...] = ("approve", "reject", "return")

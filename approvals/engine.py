@@ -19,13 +19,13 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from approvals.audit import append_audit
-from approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
-from approvals.forms import NamingForm, SignForm, describe_waiting
-from approvals.waiting import WaitMode, awaited_form
-from brokerflow.errors import AccessDenied, NotFound
-from brokerflow.models import ApprovalDecision, Reminder, User, WaitingStep, utcnow
-from brokerflow.roster import UserView, get_user_view, verify_secret
+from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.chain import Chain, Decision, Form, FormCheck, Waiting, check_form
+from brokerflow.approvals.forms import NamingForm, SignForm, describe_waiting
+from brokerflow.approvals.waiting import WaitMode, awaited_form
+from brokerflow.kernel.errors import AccessDenied, NotFound
+from brokerflow.kernel.models import ApprovalDecision, Reminder, User, WaitingStep, utcnow
+from brokerflow.kernel.roster import UserView, get_user_view, verify_secret
 
 
 def load_decisions(session: Session, *, request_key: str, revision: int) -> list[Decision]:

@@ -6,11 +6,11 @@ import json
 
 from sqlmodel import Session, col, select
 
-from approvals.audit import append_audit
-from archive.serials import check_branch
-from brokerflow.errors import AccessDenied, BadInput, NotFound
-from brokerflow.models import Filing, utcnow
-from brokerflow.roster import UserView
+from brokerflow.approvals.audit import append_audit
+from brokerflow.archive.serials import check_branch
+from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
+from brokerflow.kernel.models import Filing, utcnow
+from brokerflow.kernel.roster import UserView
 
 #: Subjects that must be filed (seed 002 第四条): plan, recruitment, assessment, team pay rules.
 FILING_KINDS = {

@@ -12,7 +12,7 @@ from typing import Literal
 from prefect.input import RunInput
 from pydantic import Field, SecretStr
 
-from approvals.chain import Decision, Waiting
+from brokerflow.approvals.chain import Decision, Waiting
 
 DECISION_LABELS = {"approve": "同意", "reject": "不同意（驳回）", "return": "退回修改"}
 

@@ -23,9 +23,9 @@ import httpx
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from brokerflow.db import new_session
-from brokerflow.errors import AccessDenied, BadInput, BrokerflowError
-from brokerflow.models import AuditEvent, WaitingStep
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import AccessDenied, BadInput, BrokerflowError
+from brokerflow.kernel.models import AuditEvent, WaitingStep
 
 
 class FormRefused(AccessDenied):
@@ -58,10 +58,17 @@ def _last_audit_id(engine: Engine, request_key: str) -> int:
     return last or 0
 
 
+@dataclass(frozen=True)
+class _Record:
+    form_key: str
+    action: str  # decision | refused | resubmitted | withdrawn
+    step: str
+    reason: str
+
+
 def _recorded(engine: Engine, request_key: str, *, signer: str,
-              after_id: int) -> tuple[str, str, str] | None:
-    """(form key, action, reason) of the first form by ``signer`` recorded on the request
-    since audit row ``after_id``, if any.
+              after_id: int) -> _Record | None:
+    """The first form by ``signer`` recorded on the request since audit row ``after_id``.
 
     Matched by signer, not by the key the sender read: Prefect stores an answer under the
     form the run waits on when the resume call is *processed*, so an answer sent while
@@ -75,7 +82,8 @@ def _recorded(engine: Engine, request_key: str, *, signer: str,
         for row in rows:
             details = json.loads(row.content).get("details", {})
             if details.get("form"):
-                return str(details["form"]), row.action, str(details.get("reason", ""))
+                return _Record(str(details["form"]), row.action, str(details.get("step", "")),
+                               str(details.get("reason", "")))
     return None
 
 
@@ -112,11 +120,16 @@ def send_form(
                                   after_id=start, deadline=deadline, poll=poll, sleep=sleep)
             if found is None:
                 continue  # the answer was not the one read, or never arrived: send it again
-            recorded_key, action, reason = found
-            if action == "refused":
-                raise FormRefused(f"{request_key}: your form ({recorded_key}) was refused: "
-                                  f"{reason}")
-            return SentForm(form_key=recorded_key, step=meant_for[1], outcome=action)
+            if found.action != "refused":
+                return SentForm(form_key=found.form_key, step=found.step or meant_for[1],
+                                outcome=found.action)
+            if found.step and found.step != meant_for[1]:
+                raise FormRefused(
+                    f"step {meant_for[1]} of {request_key} was signed by someone else "
+                    f"meanwhile; your form reached the next step ({found.step}) and was "
+                    f"refused there: {found.reason}")
+            raise FormRefused(f"{request_key}: your form ({found.form_key}) was refused: "
+                              f"{found.reason}")
 
 
 def _send_once(
@@ -171,7 +184,7 @@ def _send_once(
 def _await_record(
     client: Any, engine: Engine, *, flow_run_id: UUID, request_key: str, form_key: str,
     signer: str, after_id: int, deadline: float, poll: float, sleep: Callable[[float], None],
-) -> tuple[str, str, str] | None:
+) -> _Record | None:
     """The record of the signer's form; None when it was not the one read (the run waits on
     a form again with nothing of the signer's recorded) or never arrived."""
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
-from brokerflow.failpoints import failpoint
+from brokerflow.kernel.failpoints import failpoint
 
 WaitMode = Literal["pause", "suspend"]
 F = TypeVar("F")

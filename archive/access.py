@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from brokerflow.roster import UserView
+from brokerflow.kernel.roster import UserView
 
 BRANCH_MANAGEMENT_ROLES = frozenset(
     {"branch_manager", "deputy_manager", "trading_manager", "finance_manager", "chief_accountant"}

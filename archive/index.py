@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
-from archive.access import ReadableScope
-from archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
-from brokerflow.models import (
+from brokerflow.archive.access import ReadableScope
+from brokerflow.archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
+from brokerflow.kernel.models import (
     AccessLogEntry,
     ArchiveEntry,
     SerialCounter,

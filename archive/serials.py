@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from brokerflow.errors import BadInput
-from brokerflow.roster import BRANCH_PATTERN
+from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.roster import BRANCH_PATTERN
 
 #: Document type codes (SPEC §6.1) and their Chinese titles.
 DOCUMENT_TYPES: dict[str, str] = {

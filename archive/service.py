@@ -28,12 +28,12 @@ from sqlalchemy import Engine, delete
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
 
-from archive import index
-from archive.access import DocumentScope, decide_read, readable_scope
-from archive.serials import Serial, check_branch, check_doc_type, parse_serial
-from archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
-from brokerflow.db import new_session
-from brokerflow.errors import (
+from brokerflow.archive import index
+from brokerflow.archive.access import DocumentScope, decide_read, readable_scope
+from brokerflow.archive.serials import Serial, check_branch, check_doc_type, parse_serial
+from brokerflow.archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import (
     AccessDenied,
     AccessError,
     BadInput,
@@ -41,8 +41,8 @@ from brokerflow.errors import (
     NotFound,
     StorageError,
 )
-from brokerflow.failpoints import failpoint
-from brokerflow.models import (
+from brokerflow.kernel.failpoints import failpoint
+from brokerflow.kernel.models import (
     ArchiveEntry,
     SerialCounter,
     SerialRecord,
@@ -50,8 +50,8 @@ from brokerflow.models import (
     User,
     utcnow,
 )
-from brokerflow.roster import UserView, authenticate, subordinate_ids
-from brokerflow.settings import Settings
+from brokerflow.kernel.roster import UserView, authenticate, subordinate_ids
+from brokerflow.kernel.settings import Settings
 
 MAX_SUBJECT_LENGTH = 200
 PDF_MAGIC = b"%PDF-"
@@ -628,7 +628,7 @@ def open_archive(settings: Settings, engine: Engine | None = None, *,
     ``prepare_bucket`` creates or checks the bucket now; flows pass False so that a run
     touches the store only when it archives (``up`` prepares the bucket).
     """
-    from brokerflow.db import open_database
+    from brokerflow.kernel.db import open_database
 
     store = ObjectStore.from_settings(settings)
     if prepare_bucket:

@@ -28,8 +28,8 @@ from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.objectlockconfig import YEARS, ObjectLockConfig
 
-from brokerflow.errors import IntegrityError, NotFound, StorageError
-from brokerflow.settings import Settings
+from brokerflow.kernel.errors import IntegrityError, NotFound, StorageError
+from brokerflow.kernel.settings import Settings
 
 META_PREFIX = "x-amz-meta-"
 #: S3 error codes that say nothing about whether a request took effect (try again later).

@@ -22,7 +22,7 @@ Prefect server in a subprocess, SQLite).
       poll_interval=10, Prefect's default.
   (b) suspend mode: the ``filing-chain/filing-chain`` deployment served by a ``brokerflow
       serve`` child (cwd = repo).  Runs are created with
-      ``brokerflow.cli.start_deployment``.  First with PREFECT_RUNNER_POLL_FREQUENCY=1 (a full
+      ``brokerflow.app.cli.start_deployment``.  First with PREFECT_RUNNER_POLL_FREQUENCY=1 (a full
       chain), then with the default (10; a short chain).  The deployment is deleted between
       the two serve processes so that registration by the second one can be seen.  ``serve``
       starts each run's process from its preloaded forkserver; run the script with
@@ -72,16 +72,16 @@ from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.flow_runs import resume_flow_run  # noqa: E402
 from prefect.input import keyset_from_paused_state  # noqa: E402
 
-import flows.filing as filing_module  # noqa: E402
-from approvals.filings import create_filing  # noqa: E402
-from archive.service import Archive, open_archive  # noqa: E402
-from brokerflow.cli import start_deployment  # noqa: E402
-from brokerflow.db import new_session  # noqa: E402
-from brokerflow.models import Filing  # noqa: E402
-from brokerflow.render import DocumentRenderer  # noqa: E402
-from brokerflow.roster import get_user_view, load_roster  # noqa: E402
-from brokerflow.s3server import MotoS3Server  # noqa: E402
-from brokerflow.settings import load_settings  # noqa: E402
+import brokerflow.flows.filing as filing_module  # noqa: E402
+from brokerflow.app.cli import start_deployment  # noqa: E402
+from brokerflow.app.s3server import MotoS3Server  # noqa: E402
+from brokerflow.approvals.filings import create_filing  # noqa: E402
+from brokerflow.archive.service import Archive, open_archive  # noqa: E402
+from brokerflow.kernel.db import new_session  # noqa: E402
+from brokerflow.kernel.models import Filing  # noqa: E402
+from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
+from brokerflow.kernel.roster import get_user_view, load_roster  # noqa: E402
+from brokerflow.kernel.settings import load_settings  # noqa: E402
 
 ROSTER_CSV = ROOT / "tests" / "data" / "roster.csv"
 DEPLOYMENT = "filing-chain/filing-chain"

@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/index_lookup_bench.py [--rows 1000000] [--lookups 10
                                                   [--prefix-lookups 200] [--keep DIR]
 
 Generates the rows with SQLAlchemy core bulk inserts (batches of 50k, a few transactions)
-into a fresh SQLite file made by brokerflow.db.make_engine + init_schema, then measures,
+into a fresh SQLite file made by brokerflow.kernel.db.make_engine + init_schema, then measures,
 warm and in process, with a fresh Session per lookup (as archive.service does):
   * exact lookups through archive.index.search_entries(SearchFilter(serial=...));
   * exact lookups through session.get(ArchiveEntry, serial);
@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 from _common import load_now  # noqa: E402  (bench/ is on sys.path when run)
 from sqlalchemy import event, func, insert, select  # noqa: E402
 
-from archive.index import SearchFilter, search_entries  # noqa: E402
-from archive.serials import DOCUMENT_TYPES, SERIAL_PATTERN, parse_serial  # noqa: E402
-from brokerflow.db import init_schema, make_engine, new_session  # noqa: E402
-from brokerflow.models import ArchiveEntry  # noqa: E402
+from brokerflow.archive.index import SearchFilter, search_entries  # noqa: E402
+from brokerflow.archive.serials import DOCUMENT_TYPES, SERIAL_PATTERN, parse_serial  # noqa: E402
+from brokerflow.kernel.db import init_schema, make_engine, new_session  # noqa: E402
+from brokerflow.kernel.models import ArchiveEntry  # noqa: E402
 
 BRANCHES = [f"SZ{b:02d}" for b in range(1, 11)]  # 10 branches
 TYPES = list(DOCUMENT_TYPES)  # 8 types
@@ -88,7 +88,7 @@ def populate(engine: Any, total: int) -> float:
     t0 = time.perf_counter()
     done = 0
     while done < total:
-        with engine.begin() as conn:  # BEGIN IMMEDIATE (brokerflow.db), one commit
+        with engine.begin() as conn:  # BEGIN IMMEDIATE (brokerflow.kernel.db), one commit
             for _ in range(BATCHES_PER_TRANSACTION):
                 batch = [row for _, row in zip(range(BATCH), rows, strict=False)]
                 if not batch:

@@ -416,10 +416,10 @@ def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Cal
 def install_hooks() -> None:
     import prefect.flow_runs as prefect_flow_runs
 
-    import approvals.engine as engine_module
-    import flows.closing as closing_module
-    from archive.service import Archive
-    from brokerflow.render import DocumentRenderer
+    import brokerflow.approvals.engine as engine_module
+    import brokerflow.flows.closing as closing_module
+    from brokerflow.archive.service import Archive
+    from brokerflow.kernel.render import DocumentRenderer
 
     closing_module.compute_from_directory = _timed(  # type: ignore[assignment]
         "compute", closing_module.compute_from_directory)
@@ -476,9 +476,9 @@ def run_flow(archive: Any, export: Path, budget: Budget) -> FlowRun:
     from prefect.flow_runs import resume_flow_run
     from sqlmodel import col, select
 
-    from brokerflow.db import new_session
-    from brokerflow.models import PayrollRun
-    from flows.closing import monthly_closing
+    from brokerflow.flows.closing import monthly_closing
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.models import PayrollRun
     from tests.chain_driver import ChainDriver
 
     def latest() -> PayrollRun | None:
@@ -574,12 +574,12 @@ def run_flow(archive: Any, export: Path, budget: Budget) -> FlowRun:
 def run_bare(archive: Any, export: Path, n: int) -> tuple[float, dict[str, tuple[int, float]],
                                                            tuple[str, str]]:
     """compute + the PAY/PAS data of flows/closing.py + archive_rendered PAY and PAS."""
-    from approvals.chain import PAYROLL_CHAIN
-    from archive.service import DocumentSpec
-    from brokerflow.models import PayrollRun
+    from brokerflow.approvals.chain import PAYROLL_CHAIN
+    from brokerflow.archive.service import DocumentSpec
+    from brokerflow.flows.archive_document import shared_renderer
+    from brokerflow.flows.closing import _preparer, _report_data
+    from brokerflow.kernel.models import PayrollRun
     from brokerflow.payroll.compute import line_json
-    from flows.archive_document import shared_renderer
-    from flows.closing import _preparer, _report_data
 
     renderer = shared_renderer()
     t0 = time.perf_counter()
@@ -627,12 +627,12 @@ def closing_part(tmp: Path, budget: Budget) -> ClosingFigures:
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from archive.service import open_archive
-    from brokerflow.db import new_session
-    from brokerflow.roster import load_roster
-    from brokerflow.s3server import MotoS3Server
-    from brokerflow.settings import load_settings
-    from flows.archive_document import shared_renderer
+    from brokerflow.app.s3server import MotoS3Server
+    from brokerflow.archive.service import open_archive
+    from brokerflow.flows.archive_document import shared_renderer
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.roster import load_roster
+    from brokerflow.kernel.settings import load_settings
 
     export = tmp / "crm-100"
     generated = generate(export, n_cms=100, seed=7)

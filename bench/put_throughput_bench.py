@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/put_throughput_bench.py [--puts 300] [--rendered 100]
 
-Starts brokerflow.s3server.MotoS3Server on 127.0.0.1 (in a thread of this process), sets the
+Starts brokerflow.app.s3server.MotoS3Server on 127.0.0.1 (in a thread of this process), sets the
 BROKERFLOW_* variables like tests/conftest.py (temp home, SQLite file, endpoint, keys, bucket,
 secret key), opens the archive with open_archive(load_settings()), loads tests/data/roster.csv
 and acts as counter clerk cc1 of branch SZ01.  Then:
@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when run)
 
-from archive.service import Archive, DocumentSpec, open_archive  # noqa: E402
-from brokerflow.db import new_session  # noqa: E402
-from brokerflow.render import DocumentRenderer  # noqa: E402
-from brokerflow.roster import UserView, get_user_view, load_roster  # noqa: E402
-from brokerflow.s3server import MotoS3Server  # noqa: E402
-from brokerflow.settings import load_settings  # noqa: E402
+from brokerflow.app.s3server import MotoS3Server  # noqa: E402
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive  # noqa: E402
+from brokerflow.kernel.db import new_session  # noqa: E402
+from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
+from brokerflow.kernel.roster import UserView, get_user_view, load_roster  # noqa: E402
+from brokerflow.kernel.settings import load_settings  # noqa: E402
 
 ROSTER_CSV = ROOT / "tests" / "data" / "roster.csv"
 WARMUP = 5

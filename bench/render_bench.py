@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from _common import load_now  # noqa: E402  (bench/ is on sys.path when run)
 
-from brokerflow.render import DEFAULT_TEMPLATES_DIR, DocumentRenderer  # noqa: E402
+from brokerflow.kernel.render import DEFAULT_TEMPLATES_DIR, DocumentRenderer  # noqa: E402
 
 CJK_RUN = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uff00-\uffef]+")
 SUBSET_CALLS: Counter[str] = Counter()
@@ -213,7 +213,7 @@ COLD_SCRIPT = """
 import json, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-from brokerflow.render import DocumentRenderer
+from brokerflow.kernel.render import DocumentRenderer
 r = DocumentRenderer()
 t1 = time.perf_counter()
 r.render_pdf("FIL", json.loads(sys.stdin.read()))

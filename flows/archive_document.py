@@ -15,13 +15,13 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from approvals.waiting import current_flow_run_id
-from archive.service import Archive, DocumentSpec, open_archive
-from brokerflow.db import new_session
-from brokerflow.errors import NotFound, StorageError
-from brokerflow.render import DocumentRenderer, parse_document_data
-from brokerflow.roster import UserView, get_user_view
-from brokerflow.settings import load_settings
+from brokerflow.approvals.waiting import current_flow_run_id
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import NotFound, StorageError
+from brokerflow.kernel.render import DocumentRenderer, parse_document_data
+from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.settings import load_settings
 
 _renderer: DocumentRenderer | None = None
 

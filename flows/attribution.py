@@ -16,7 +16,7 @@ from datetime import UTC
 from prefect import flow
 from sqlmodel import col, select
 
-from approvals.attributions import (
+from brokerflow.approvals.attributions import (
     ZONE,
     get_attribution,
     make_effective,
@@ -25,9 +25,9 @@ from approvals.attributions import (
     request_key,
     resolve_conflict,
 )
-from approvals.audit import append_audit
-from approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
-from approvals.engine import (
+from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
+from brokerflow.approvals.engine import (
     SigningRequest,
     bind_flow_run,
     claim_on,
@@ -37,18 +37,18 @@ from approvals.engine import (
     take_signature,
     update_row,
 )
-from approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
-from approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
-from archive.service import Archive, DocumentSpec, open_archive
-from brokerflow.db import new_session
-from brokerflow.errors import BrokerflowError, NotFound
-from brokerflow.idnumbers import mask_last4
-from brokerflow.models import Attribution, AuditEvent, ClientIdentity, User, UserRole
+from brokerflow.approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
+from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.flows.archive_document import archive_step
+from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BrokerflowError, NotFound
+from brokerflow.kernel.idnumbers import mask_last4
+from brokerflow.kernel.models import Attribution, AuditEvent, ClientIdentity, User, UserRole
+from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.settings import Settings, load_settings
 from brokerflow.payroll.inputs import Month
-from brokerflow.roster import UserView, get_user_view
-from brokerflow.runlease import held_lease
-from brokerflow.settings import Settings, load_settings
-from flows.archive_document import archive_step
 
 FINAL = ("effective", "ended", "rejected", "returned")
 

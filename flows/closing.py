@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 from prefect import flow
 from sqlmodel import select
 
-from approvals.attributions import effective_rule
-from approvals.audit import append_audit
-from approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
-from approvals.engine import (
+from brokerflow.approvals.attributions import effective_rule
+from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
+from brokerflow.approvals.engine import (
     SigningRequest,
     claim_on,
     clear_waiting,
@@ -31,12 +31,17 @@ from approvals.engine import (
     take_signature,
     user_names,
 )
-from approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
-from archive.index import mark_superseded
-from archive.service import Archive, DocumentSpec, open_archive
-from brokerflow.db import new_session
-from brokerflow.errors import BadInput, BrokerflowError, NotFound
-from brokerflow.models import PayrollRun, User, UserRole
+from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
+from brokerflow.archive.index import mark_superseded
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.flows.archive_document import archive_step
+from brokerflow.flows.attribution import archive_confirmation_lists
+from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BadInput, BrokerflowError, NotFound
+from brokerflow.kernel.models import PayrollRun, User, UserRole
+from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.settings import load_settings
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import Month, read_state
 from brokerflow.payroll.policy import DEFAULT_POLICY
@@ -48,11 +53,6 @@ from brokerflow.payroll.records import (
     run_lines,
     set_status,
 )
-from brokerflow.roster import UserView, get_user_view
-from brokerflow.runlease import held_lease
-from brokerflow.settings import load_settings
-from flows.archive_document import archive_step
-from flows.attribution import archive_confirmation_lists
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")

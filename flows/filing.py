@@ -17,9 +17,9 @@ from typing import Any
 
 from prefect import flow
 
-from approvals.audit import append_audit
-from approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
-from approvals.engine import (
+from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
+from brokerflow.approvals.engine import (
     SigningRequest,
     bind_flow_run,
     claim_on,
@@ -33,16 +33,16 @@ from approvals.engine import (
     update_row,
     user_names,
 )
-from approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
-from approvals.forms import ResubmitForm, SubmitForm
-from approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
-from archive.service import Archive, DocumentSpec, open_archive
-from brokerflow.db import new_session
-from brokerflow.models import AuditEvent, Filing
-from brokerflow.roster import DEPARTMENT_LABELS, get_user_view
-from brokerflow.runlease import held_lease
-from brokerflow.settings import load_settings
-from flows.archive_document import archive_step
+from brokerflow.approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
+from brokerflow.approvals.forms import ResubmitForm, SubmitForm
+from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.flows.archive_document import archive_step
+from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import AuditEvent, Filing
+from brokerflow.kernel.roster import DEPARTMENT_LABELS, get_user_view
+from brokerflow.kernel.settings import load_settings
 
 FINAL = ("approved", "rejected", "withdrawn")
 OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from approvals.engine import record_reminders
-from brokerflow.db import new_session, open_database
-from brokerflow.settings import load_settings
+from brokerflow.approvals.engine import record_reminders
+from brokerflow.kernel.db import new_session, open_database
+from brokerflow.kernel.settings import load_settings
 
 
 @flow(name="approval-reminders")

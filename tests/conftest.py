@@ -20,16 +20,17 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"  # Prefect's client-side telemetry: no network here
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-from archive.service import Archive, open_archive  # noqa: E402
-from brokerflow.cli import main as cli_main  # noqa: E402
-from brokerflow.db import new_session  # noqa: E402
-from brokerflow.render import DocumentRenderer  # noqa: E402
-from brokerflow.roster import UserView, get_user_view, load_roster  # noqa: E402
-from brokerflow.s3server import free_port, start_local_s3  # noqa: E402
-from brokerflow.settings import Settings, load_settings  # noqa: E402
+from brokerflow.app.cli import main as cli_main  # noqa: E402
+from brokerflow.app.s3server import free_port, start_local_s3  # noqa: E402
+from brokerflow.archive.service import Archive, open_archive  # noqa: E402
+from brokerflow.kernel.db import new_session  # noqa: E402
+from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
+from brokerflow.kernel.resources import package_dir  # noqa: E402
+from brokerflow.kernel.roster import UserView, get_user_view, load_roster  # noqa: E402
+from brokerflow.kernel.settings import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
-ROSTER_CSV = Path(__file__).resolve().parent.parent / "brokerflow" / "sample" / "roster.csv"
+ROSTER_CSV = package_dir("brokerflow.app.sample") / "roster.csv"
 TEST_S3_ACCESS_KEY = "brokerflow-test"
 TEST_S3_SECRET_KEY = "brokerflow-test-secret-0123456789"
 _bucket_numbers = itertools.count(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from brokerflow.sample.crm import write_export
+from brokerflow.app.sample.crm import write_export
 
 __all__ = ["MONTH", "POLICY", "client_row", "staff_row", "write_export"]
 

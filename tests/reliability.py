@@ -16,13 +16,13 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
-from approvals.audit import verify_audit
-from approvals.filings import request_key
-from approvals.waiting import FORM_KEY_PREFIXES, is_form_answer_key
-from archive.service import Archive
-from brokerflow.cli import start_deployment
-from brokerflow.db import new_session
-from brokerflow.models import ApprovalDecision, AuditEvent, Filing, SerialRecord
+from brokerflow.app.cli import start_deployment
+from brokerflow.approvals.audit import verify_audit
+from brokerflow.approvals.filings import request_key
+from brokerflow.approvals.waiting import FORM_KEY_PREFIXES, is_form_answer_key
+from brokerflow.archive.service import Archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing, SerialRecord
 from tests.conftest import console_script
 from tests.services import ServeProcess, wait_until
 

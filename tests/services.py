@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from brokerflow.s3server import free_port, wait_for_http
+from brokerflow.app.s3server import free_port, wait_for_http
 from tests.conftest import console_script
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from brokerflow.s3server import free_port
+from brokerflow.app.s3server import free_port
 from tests.conftest import console_script
 
 

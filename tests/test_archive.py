@@ -12,13 +12,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import select
 
-from archive.index import SearchFilter
-from archive.serials import parse_serial
-from archive.service import Archive, DocumentSpec, open_archive
-from brokerflow.db import new_session
-from brokerflow.errors import StorageError
-from brokerflow.models import AccessLogEntry, ArchiveEntry, SerialCounter, SerialRecord
-from brokerflow.s3server import MotoS3Server
+from brokerflow.app.s3server import MotoS3Server
+from brokerflow.archive.index import SearchFilter
+from brokerflow.archive.serials import parse_serial
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import StorageError
+from brokerflow.kernel.models import AccessLogEntry, ArchiveEntry, SerialCounter, SerialRecord
 from tests.conftest import pdf_text
 
 YEAR = datetime.now(ZoneInfo("Asia/Shanghai")).year
@@ -214,7 +214,7 @@ def test_endpoint_stopped_mid_put_voids_the_serial_and_indexes_nothing(
     server = MotoS3Server()
     monkeypatch.setenv("BROKERFLOW_S3_ENDPOINT", server.endpoint)
     monkeypatch.setenv("BROKERFLOW_S3_TIMEOUT_SECONDS", "2")
-    from brokerflow.settings import load_settings
+    from brokerflow.kernel.settings import load_settings
 
     archive = open_archive(load_settings())
     spec = DocumentSpec(branch="SZ01", doc_type="PAY", subject="2026年10月薪酬",

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from archive import index
-from archive.serials import parse_serial
-from archive.service import Archive, DocumentSpec
-from archive.store import ObjectStore, StoredObject
-from brokerflow.db import new_session
-from brokerflow.models import SerialRecord
+from brokerflow.archive import index
+from brokerflow.archive.serials import parse_serial
+from brokerflow.archive.service import Archive, DocumentSpec
+from brokerflow.archive.store import ObjectStore, StoredObject
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import SerialRecord
 from tests.services import MotoProcess
 
 

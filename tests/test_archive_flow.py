@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect.client.orchestration import get_client
 
-from archive.service import Archive
-from flows.archive_document import archive_document_flow
+from brokerflow.archive.service import Archive
+from brokerflow.flows.archive_document import archive_document_flow
 from tests.conftest import pdf_text
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from approvals.attributions import effective_rule, make_effective, preregister
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.models import Attribution, ClientIdentity
+from brokerflow.approvals.attributions import effective_rule, make_effective, preregister
+from brokerflow.archive.service import Archive
+from brokerflow.flows.attribution import archive_confirmation_lists, client_attribution
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import Attribution, ClientIdentity
 from brokerflow.payroll.compute import compute_from_directory
-from flows.attribution import archive_confirmation_lists, client_attribution
 from tests.chain_driver import ChainDriver
 from tests.conftest import pdf_text
 from tests.payroll_data import POLICY, client_row, staff_row, write_export

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from approvals.audit import append_audit, verify_audit
-from brokerflow.db import new_session, open_database
-from brokerflow.models import AuditEvent
+from brokerflow.approvals.audit import append_audit, verify_audit
+from brokerflow.kernel.db import new_session, open_database
+from brokerflow.kernel.models import AuditEvent
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.models import ArchiveEntry, AuditEvent, PayrollCarry, PayrollRun
+from brokerflow.archive.service import Archive
+from brokerflow.flows.closing import MonthClosed, monthly_closing
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollCarry, PayrollRun
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.records import demotion_due, record_run
-from flows.closing import MonthClosed, monthly_closing
 from tests.chain_driver import ChainDriver
 from tests.conftest import pdf_text
 from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_export

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from approvals.audit import verify_audit
-from approvals.filings import create_filing, request_key
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.models import ApprovalDecision, AuditEvent, Filing
-from flows.filing import filing_chain
+from brokerflow.approvals.audit import verify_audit
+from brokerflow.approvals.filings import create_filing, request_key
+from brokerflow.archive.service import Archive
+from brokerflow.flows.filing import filing_chain
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
 from tests.chain_driver import ChainDriver
 from tests.conftest import pdf_text
 

@@ -17,10 +17,10 @@ from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from sqlmodel import select
 
-from archive.service import Archive
-from brokerflow.cli import start_deployment
-from brokerflow.db import new_session
-from brokerflow.models import ApprovalDecision, AuditEvent, Filing
+from brokerflow.app.cli import start_deployment
+from brokerflow.archive.service import Archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
 from tests.conftest import ROSTER_CSV, console_script
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from brokerflow.cli import main
+from brokerflow.app.cli import main
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.policy import DEFAULT_POLICY, load_policy
 from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_export

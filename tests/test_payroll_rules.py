@@ -17,7 +17,7 @@ from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_expor
 
 @pytest.fixture
 def compute(tmp_path: Path, capsys):  # type: ignore[no-untyped-def]
-    from brokerflow.cli import main
+    from brokerflow.app.cli import main
 
     def run(staff, clients, state=None) -> dict[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
         data = write_export(tmp_path / "export", staff=staff, clients=clients, state=state)

@@ -8,11 +8,11 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
-from approvals.engine import mark_waiting, overdue_steps
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.models import ApprovalDecision, Filing, Reminder, WaitingStep
-from flows.reminders import approval_reminders
+from brokerflow.approvals.engine import mark_waiting, overdue_steps
+from brokerflow.archive.service import Archive
+from brokerflow.flows.reminders import approval_reminders
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import ApprovalDecision, Filing, Reminder, WaitingStep
 
 
 def test_overdue_rule_is_pure_and_does_not_repeat_within_the_limit() -> None:

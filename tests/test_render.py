@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from archive.serials import DOCUMENT_TYPES
-from brokerflow.render import DocumentRenderer, cjk_font_families
+from brokerflow.archive.serials import DOCUMENT_TYPES
+from brokerflow.kernel.render import DocumentRenderer, cjk_font_families
 from tests.conftest import pdf_text
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.models import User, UserRole
-from brokerflow.roster import verify_secret
+from brokerflow.archive.service import Archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import User, UserRole
+from brokerflow.kernel.roster import verify_secret
 from tests.conftest import ROSTER_CSV
 
 HEADER = "user_id,name,roles,branch,team,supervisor_id,secret\n"

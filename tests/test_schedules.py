@@ -20,10 +20,10 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Scheduled
 from sqlmodel import select
 
-from brokerflow.db import new_session, open_database
-from brokerflow.models import Reminder, WaitingStep
-from brokerflow.serving import PREFECT_YAML
-from brokerflow.settings import Settings
+from brokerflow.app.serving import PREFECT_YAML
+from brokerflow.kernel.db import new_session, open_database
+from brokerflow.kernel.models import Reminder, WaitingStep
+from brokerflow.kernel.settings import Settings
 from tests.services import PrefectServer, ServeProcess, prefect_server, wait_until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

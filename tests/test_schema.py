@@ -8,9 +8,15 @@ import pytest
 from sqlalchemy import Column, inspect
 from sqlmodel import SQLModel
 
-from brokerflow.db import _literal_default, init_schema, make_engine, new_session, open_database
-from brokerflow.errors import SchemaError
-from brokerflow.roster import get_user_view, load_roster
+from brokerflow.kernel.db import (
+    _literal_default,
+    init_schema,
+    make_engine,
+    new_session,
+    open_database,
+)
+from brokerflow.kernel.errors import SchemaError
+from brokerflow.kernel.roster import get_user_view, load_roster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from archive.index import allocate_serial, next_number
-from archive.serials import Serial, format_serial, parse_serial
-from brokerflow.db import new_session, open_database
-from brokerflow.errors import BadInput
-from brokerflow.models import SerialRecord
+from brokerflow.archive.index import allocate_serial, next_number
+from brokerflow.archive.serials import Serial, format_serial, parse_serial
+from brokerflow.kernel.db import new_session, open_database
+from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.models import SerialRecord
 
 
 def test_format_and_parse_round_trip() -> None:

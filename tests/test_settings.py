@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from brokerflow.errors import UnsafeSettings
-from brokerflow.settings import load_settings
+from brokerflow.kernel.errors import UnsafeSettings
+from brokerflow.kernel.settings import load_settings
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_defaults_are_local_and_refused_without_the_dev_flag(
 def test_env_file_written_by_up_supplies_secrets_and_env_wins(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from brokerflow.stack import ensure_env_file
+    from brokerflow.app.stack import ensure_env_file
 
     path = ensure_env_file(clean_env)
     assert oct(path.stat().st_mode & 0o777) == "0o600"
@@ -49,7 +49,7 @@ def test_env_file_written_by_up_supplies_secrets_and_env_wins(
 
 
 def test_unsafe_settings_exit_2_from_the_cli(clean_env: Path, capsys) -> None:
-    from brokerflow.cli import main
+    from brokerflow.app.cli import main
 
     assert main(["archive", "search", "--as", "x"]) == 2
     assert "BROKERFLOW_DEV" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from brokerflow.s3server import port_in_use
+from brokerflow.app.s3server import port_in_use
 from tests.conftest import console_script
 from tests.services import ERROR_LINE
 from tests.stack_process import clean_env, running_stack

@@ -17,11 +17,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import select
 
-from archive.service import Archive, DocumentSpec
-from brokerflow.db import new_session
-from brokerflow.models import AccessLogEntry
-from brokerflow.s3server import free_port
-from brokerflow.web import create_app
+from brokerflow.app.s3server import free_port
+from brokerflow.app.web import create_app
+from brokerflow.archive.service import Archive, DocumentSpec
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import AccessLogEntry
 from tests.browser import chromium
 
 

@@ -6,7 +6,6 @@ logins and denied reads are written to the access log.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Request
@@ -14,14 +13,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
-from archive.index import SearchFilter
-from archive.serials import DOCUMENT_TYPES
-from archive.service import Archive
-from brokerflow.db import new_session
-from brokerflow.errors import AccessError, BadInput, NotFound, StorageError
-from brokerflow.roster import UserView, get_user_view
+from brokerflow.archive.index import SearchFilter
+from brokerflow.archive.serials import DOCUMENT_TYPES
+from brokerflow.archive.service import Archive
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import AccessError, BadInput, NotFound, StorageError
+from brokerflow.kernel.resources import templates_dir
+from brokerflow.kernel.roster import UserView, get_user_view
 
-WEB_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+WEB_TEMPLATES = templates_dir() / "web"
 
 
 def create_app(archive: Archive) -> FastAPI:
@@ -115,8 +115,8 @@ def serve_web(*, host: str, port: int) -> None:
     """Run the archive page (blocks)."""
     import uvicorn
 
-    from archive.service import open_archive
-    from brokerflow.settings import load_settings
+    from brokerflow.archive.service import open_archive
+    from brokerflow.kernel.settings import load_settings
 
     uvicorn.run(create_app(open_archive(load_settings())), host=host, port=port,
                 log_level="warning")

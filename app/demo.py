@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from brokerflow.errors import BrokerflowError
-from brokerflow.s3server import free_port
-from brokerflow.settings import brokerflow_home
+from brokerflow.app.s3server import free_port
+from brokerflow.kernel.errors import BrokerflowError
+from brokerflow.kernel.settings import brokerflow_home
 
 BRANCH = "SZ01"
 FILING_SIGNERS: list[dict[str, Any]] = [
@@ -66,7 +66,7 @@ def _start_temporary_stack() -> tuple[subprocess.Popen[bytes], Path, dict[str, A
     env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
     log = (home / "up.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "brokerflow.cli", "up", "--prefect-port", str(free_port()),
+        [sys.executable, "-m", "brokerflow", "up", "--prefect-port", str(free_port()),
          "--s3-port", str(free_port()), "--web-port", str(free_port())],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -91,7 +91,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def demo_id_number(rng: random.Random) -> str:
     """A valid (GB 11643) but made-up resident ID number for the demo client."""
-    from brokerflow.idnumbers import check_digit
+    from brokerflow.kernel.idnumbers import check_digit
 
     first17 = f"440305{rng.randint(1960, 2000)}{rng.randint(1, 12):02d}" \
               f"{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
@@ -99,7 +99,7 @@ def demo_id_number(rng: random.Random) -> str:
 
 
 def run_demo(*, auto_approve: bool, export: Path | None) -> int:
-    from brokerflow.render import require_cjk_font
+    from brokerflow.kernel.render import require_cjk_font
 
     require_cjk_font()
     home = brokerflow_home()
@@ -130,17 +130,17 @@ def run_demo(*, auto_approve: bool, export: Path | None) -> int:
 
 
 def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]]]:
-    from approvals.attributions import preregister
-    from approvals.filings import create_filing
-    from archive.service import open_archive
-    from brokerflow.cli import start_deployment
-    from brokerflow.db import new_session
+    from brokerflow.app.cli import start_deployment
+    from brokerflow.app.sample.crm import write_sample_export
+    from brokerflow.app.stack import ensure_roster
+    from brokerflow.approvals.attributions import preregister
+    from brokerflow.approvals.filings import create_filing
+    from brokerflow.archive.service import open_archive
+    from brokerflow.flows.closing import previous_month
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.roster import get_user_view
+    from brokerflow.kernel.settings import load_settings
     from brokerflow.payroll.records import latest_run, set_status
-    from brokerflow.roster import get_user_view
-    from brokerflow.sample.crm import write_sample_export
-    from brokerflow.settings import load_settings
-    from brokerflow.stack import ensure_roster
-    from flows.closing import previous_month
 
     settings = load_settings()
     archive = open_archive(settings)
@@ -249,9 +249,9 @@ def _approve_everything(runs: dict[str, tuple[UUID, list[dict[str, Any]]]],
 
 
 def _report(export: Path | None) -> int:
-    from archive.index import SearchFilter
-    from archive.service import open_archive
-    from brokerflow.settings import load_settings
+    from brokerflow.archive.index import SearchFilter
+    from brokerflow.archive.service import open_archive
+    from brokerflow.kernel.settings import load_settings
 
     archive = open_archive(load_settings())
     auditor = archive.authenticate("comp1", "pw-comp1")

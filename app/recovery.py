@@ -1,7 +1,7 @@
 """Stranded flow runs: find runs whose process died and hand them back to be run again.
 
 A run of a brokerflow deployment is *stranded* when Prefect still shows it ``Pending`` or
-``Running`` but no live process holds its lease (``brokerflow.runlease``), or when its process
+``Running`` but no live process holds its lease (``brokerflow.flows.leases``), or when its process
 crashed.  ``brokerflow serve`` sweeps on start and then periodically: each stranded run is
 recorded (``RunRecovery``, one row per stranded state, so two sweepers never both act on it),
 audited, and forced back to ``Scheduled`` — the flows derive every step from the database, so
@@ -29,10 +29,10 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 
-from approvals.audit import append_audit
-from approvals.waiting import discard_form_answers
-from brokerflow.db import new_session
-from brokerflow.models import RunLease, RunRecovery
+from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.waiting import discard_form_answers
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import RunLease, RunRecovery
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from brokerflow.errors import BadInput, BrokerflowError
+from brokerflow.kernel.errors import BadInput, BrokerflowError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,8 +29,8 @@ def _acting_user(args: argparse.Namespace) -> tuple[str, str]:
 def _archive(args: argparse.Namespace, *, prepare_bucket: bool = False) -> Any:
     """The archive; the bucket is created or checked only for commands that store objects
     (the others work while the object store is down, as far as they can)."""
-    from archive.service import open_archive
-    from brokerflow.settings import load_settings
+    from brokerflow.archive.service import open_archive
+    from brokerflow.kernel.settings import load_settings
 
     return open_archive(load_settings(), prepare_bucket=prepare_bucket)
 
@@ -39,9 +39,9 @@ def _archive(args: argparse.Namespace, *, prepare_bucket: bool = False) -> Any:
 
 
 def cmd_roster_load(args: argparse.Namespace) -> int:
-    from brokerflow.db import new_session, open_database
-    from brokerflow.roster import authenticate, load_roster, roster_is_empty
-    from brokerflow.settings import load_settings
+    from brokerflow.kernel.db import new_session, open_database
+    from brokerflow.kernel.roster import authenticate, load_roster, roster_is_empty
+    from brokerflow.kernel.settings import load_settings
 
     settings = load_settings()
     engine = open_database(settings.database_url)
@@ -61,8 +61,8 @@ def cmd_roster_load(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from archive.serials import check_doc_type
-    from brokerflow.render import DocumentRenderer, parse_document_data
+    from brokerflow.archive.serials import check_doc_type
+    from brokerflow.kernel.render import DocumentRenderer, parse_document_data
 
     doc_type = check_doc_type(args.type.upper(), column="TYPE")
     data_path = Path(args.data)
@@ -84,7 +84,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_archive_put(args: argparse.Namespace) -> int:
-    from archive.service import DocumentSpec
+    from brokerflow.archive.service import DocumentSpec
 
     path = Path(args.file)
     if not path.is_file():
@@ -115,7 +115,7 @@ def cmd_archive_get(args: argparse.Namespace) -> int:
 
 
 def cmd_archive_search(args: argparse.Namespace) -> int:
-    from archive.index import SearchFilter
+    from brokerflow.archive.index import SearchFilter
 
     archive = _archive(args)
     actor = archive.authenticate(*_acting_user(args))
@@ -134,13 +134,13 @@ def cmd_archive_search(args: argparse.Namespace) -> int:
 
 
 def _entry_json(entry: Any) -> dict[str, Any]:
-    from brokerflow.models import ArchiveEntryPublic
+    from brokerflow.kernel.models import ArchiveEntryPublic
 
     return ArchiveEntryPublic.model_validate(entry).model_dump(mode="json")
 
 
 def _require_auditor(archive: Any, args: argparse.Namespace, action: str) -> None:
-    from brokerflow.roster import ADMIN_ROLE
+    from brokerflow.kernel.roster import ADMIN_ROLE
 
     actor = archive.authenticate(*_acting_user(args))
     if not (actor.is_head_office or ADMIN_ROLE in actor.roles):
@@ -159,8 +159,8 @@ def cmd_archive_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_archive_rebuild_index(args: argparse.Namespace) -> int:
-    from brokerflow.db import new_session
-    from brokerflow.roster import roster_is_empty
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.roster import roster_is_empty
 
     archive = _archive(args)
     with new_session(archive.engine) as session:
@@ -180,8 +180,8 @@ def cmd_archive_rebuild_index(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from approvals.audit import verify_audit
-    from brokerflow.db import new_session
+    from brokerflow.approvals.audit import verify_audit
+    from brokerflow.kernel.db import new_session
 
     archive = _archive(args)
     _require_auditor(archive, args, "audit-verify")
@@ -189,7 +189,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         problems = verify_audit(session)
         from sqlmodel import func, select
 
-        from brokerflow.models import AuditEvent
+        from brokerflow.kernel.models import AuditEvent
 
         count = session.exec(select(func.count()).select_from(AuditEvent)).one()
     for problem in problems:
@@ -211,9 +211,9 @@ def _check_filing_visible(archive: Any, actor: Any, filing: Any) -> None:
 
 
 def cmd_filing_submit(args: argparse.Namespace) -> int:
-    from approvals.filings import create_filing, validate_submission
-    from archive.service import DocumentSpec
-    from brokerflow.db import new_session
+    from brokerflow.approvals.filings import create_filing, validate_submission
+    from brokerflow.archive.service import DocumentSpec
+    from brokerflow.kernel.db import new_session
 
     archive = _archive(args, prepare_bucket=True)
     actor = archive.authenticate(*_acting_user(args))
@@ -267,7 +267,7 @@ def _use_local_stack_api() -> None:
     """Without PREFECT_API_URL, talk to the stack 'brokerflow up' runs on this machine."""
     if os.environ.get("PREFECT_API_URL"):
         return
-    from brokerflow.settings import brokerflow_home
+    from brokerflow.kernel.settings import brokerflow_home
 
     state = brokerflow_home() / "stack.json"
     if state.exists():
@@ -275,11 +275,11 @@ def _use_local_stack_api() -> None:
 
 
 def cmd_filing_status(args: argparse.Namespace) -> int:
-    from approvals.chain import FILING_CHAIN, Waiting, progress
-    from approvals.engine import load_decisions
-    from approvals.filings import get_filing, request_key
-    from brokerflow.db import new_session
-    from brokerflow.models import WaitingStep
+    from brokerflow.approvals.chain import FILING_CHAIN, Waiting, progress
+    from brokerflow.approvals.engine import load_decisions
+    from brokerflow.approvals.filings import get_filing, request_key
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.models import WaitingStep
 
     archive = _archive(args)
     actor = _filing_reader(archive, args)
@@ -338,7 +338,7 @@ def _run_report(archive: Any, flow_run_id: str | None) -> dict[str, Any] | None:
     _use_local_stack_api()
     from prefect.settings import PREFECT_API_URL
 
-    from brokerflow.recovery import run_condition
+    from brokerflow.app.recovery import run_condition
 
     if not PREFECT_API_URL.value():  # never start a throwaway Prefect server for a status
         return {"state": "unknown", "note": "no Prefect API configured (PREFECT_API_URL)",
@@ -352,8 +352,8 @@ def _run_report(archive: Any, flow_run_id: str | None) -> dict[str, Any] | None:
 
 
 def cmd_filing_list(args: argparse.Namespace) -> int:
-    from approvals.filings import list_filings
-    from brokerflow.db import new_session
+    from brokerflow.approvals.filings import list_filings
+    from brokerflow.kernel.db import new_session
 
     archive = _archive(args)
     actor = _filing_reader(archive, args)
@@ -376,9 +376,9 @@ def cmd_filing_sign(args: argparse.Namespace) -> int:
     _use_local_stack_api()
     from uuid import UUID
 
-    from approvals.filings import get_filing, request_key
-    from approvals.submission import send_form
-    from brokerflow.db import new_session
+    from brokerflow.approvals.filings import get_filing, request_key
+    from brokerflow.approvals.submission import send_form
+    from brokerflow.kernel.db import new_session
 
     user, secret = _acting_user(args)
     archive = _archive(args)
@@ -440,8 +440,8 @@ def cmd_payroll_compute(args: argparse.Namespace) -> int:
 
 def cmd_payroll_reopen(args: argparse.Namespace) -> int:
     """A closed month may be corrected only after the branch manager reopens it (audited)."""
-    from approvals.audit import append_audit
-    from brokerflow.db import new_session
+    from brokerflow.approvals.audit import append_audit
+    from brokerflow.kernel.db import new_session
     from brokerflow.payroll.records import latest_run, set_status
 
     archive = _archive(args)
@@ -478,8 +478,8 @@ def cmd_payroll_close(args: argparse.Namespace) -> int:
 
 
 def cmd_attribution_preregister(args: argparse.Namespace) -> int:
-    from approvals.attributions import preregister
-    from brokerflow.db import new_session
+    from brokerflow.approvals.attributions import preregister
+    from brokerflow.kernel.db import new_session
 
     archive = _archive(args)
     actor = archive.authenticate(*_acting_user(args))
@@ -500,8 +500,8 @@ def cmd_attribution_preregister(args: argparse.Namespace) -> int:
 
 
 def _attribution_json(session: Any, attribution: Any) -> dict[str, Any]:
-    from brokerflow.idnumbers import mask_last4
-    from brokerflow.models import ClientIdentity
+    from brokerflow.kernel.idnumbers import mask_last4
+    from brokerflow.kernel.models import ClientIdentity
 
     identity = session.get(ClientIdentity, attribution.id_hash)
     return {
@@ -521,7 +521,7 @@ def _attribution_json(session: Any, attribution: Any) -> dict[str, Any]:
 
 
 def _attribution_visible(actor: Any, attribution: Any) -> bool:
-    from archive.access import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES
+    from brokerflow.archive.access import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES
 
     if actor.is_head_office:
         return True
@@ -537,8 +537,8 @@ def _attribution_visible(actor: Any, attribution: Any) -> bool:
 def cmd_attribution_show(args: argparse.Namespace) -> int:
     from sqlmodel import col, or_, select
 
-    from brokerflow.db import new_session
-    from brokerflow.models import Attribution
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.models import Attribution
 
     archive = _archive(args)
     actor = archive.authenticate(*_acting_user(args))
@@ -562,9 +562,9 @@ def cmd_attribution_show(args: argparse.Namespace) -> int:
 def cmd_attribution_list(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from approvals.attributions import month_end
-    from brokerflow.db import new_session
-    from brokerflow.models import Attribution
+    from brokerflow.approvals.attributions import month_end
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.models import Attribution
     from brokerflow.payroll.inputs import Month
 
     archive = _archive(args)
@@ -602,8 +602,8 @@ def _utc(at: Any) -> Any:
 
 
 def cmd_attribution_flag_malicious(args: argparse.Namespace) -> int:
-    from approvals.attributions import flag_malicious
-    from brokerflow.db import new_session
+    from brokerflow.approvals.attributions import flag_malicious
+    from brokerflow.kernel.db import new_session
 
     archive = _archive(args)
     actor = archive.authenticate(*_acting_user(args))
@@ -615,21 +615,21 @@ def cmd_attribution_flag_malicious(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from brokerflow.demo import run_demo
+    from brokerflow.app.demo import run_demo
 
     return run_demo(auto_approve=args.auto_approve,
                     export=Path(args.export) if args.export else None)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from brokerflow.web import serve_web
+    from brokerflow.app.web import serve_web
 
     serve_web(host=args.host, port=args.port)
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from brokerflow.serving import PREFECT_YAML, serve_declared
+    from brokerflow.app.serving import PREFECT_YAML, serve_declared
 
     path = Path(args.prefect_yaml) if args.prefect_yaml else PREFECT_YAML
     if not path.is_file():
@@ -642,7 +642,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from brokerflow.stack import run_stack
+    from brokerflow.app.stack import run_stack
 
     return run_stack(host=args.host, prefect_port=args.prefect_port, s3_port=args.s3_port,
                      web_port=args.web_port)

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from brokerflow.errors import BadInput
+from brokerflow.kernel.errors import BadInput
 
 STAFF_COLUMNS = (
     "month", "cm_id", "name", "position", "supervisor_id", "site", "hire_date", "qualified",

@@ -3,7 +3,7 @@
 Each approval flow holds a lease (``RunLease``) for as long as its process runs it: taken when
 the flow starts, renewed by a daemon thread every third of ``run_lease_seconds``, removed when
 the flow ends or suspends.  A process that is killed stops renewing; the sweep of
-``brokerflow.recovery`` then sees the run as stranded and hands it back to be run again.
+``brokerflow.app.recovery`` then sees the run as stranded and hands it back to be run again.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
-from brokerflow.db import new_session
-from brokerflow.models import RunLease, utcnow
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.models import RunLease, utcnow
 
 log = logging.getLogger(__name__)
 

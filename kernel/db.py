@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import Engine, event, inspect
 from sqlmodel import Session, SQLModel, create_engine
 
-from brokerflow import models  # noqa: F401  (registers the tables)
-from brokerflow.errors import SchemaError
+from brokerflow.kernel import models  # noqa: F401  (registers the tables)
+from brokerflow.kernel.errors import SchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 

@@ -21,11 +21,12 @@ from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field, ValidationError
 
-from archive.serials import DOCUMENT_TYPES, check_doc_type
-from brokerflow.errors import BadInput, BrokerflowError
+from brokerflow.archive.serials import DOCUMENT_TYPES, check_doc_type
+from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.resources import templates_dir
 
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_TEMPLATES_DIR = templates_dir()
 
 DECISION_LABELS = {"approve": "同意", "reject": "不同意", "return": "退回", "pending": "待签"}
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, delete, select
 
-from brokerflow.models import PayrollCarry, PayrollLineRecord, PayrollRun, utcnow
+from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun, utcnow
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState, Month
 from brokerflow.payroll.rules import LOW_SCORE, PayrollResult

@@ -10,7 +10,7 @@ resumed step is waiting again within about a second of its process starting
 (``BROKERFLOW_SERVE_START=spawn`` restores Prefect's own way).
 
 On start, and then every half lease, ``serve`` sweeps for stranded runs of its deployments
-(``brokerflow.recovery``): runs left Pending/Running by a process that died are handed back to
+(``brokerflow.app.recovery``): runs left Pending/Running by a process that died are handed back to
 be run again, and form answers of ended runs are discarded.
 """
 
@@ -30,12 +30,13 @@ from uuid import UUID
 
 import yaml
 
-from brokerflow.errors import BadInput
-from brokerflow.failpoints import failpoint
+from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.failpoints import failpoint
+from brokerflow.kernel.resources import package_dir
 
 log = logging.getLogger(__name__)
 
-PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
+PREFECT_YAML = package_dir("brokerflow.app") / "prefect.yaml"
 
 
 def declared_deployments(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
@@ -60,23 +61,19 @@ class DeclaredFlow:
     schedules: list[Any]
 
 
-def _import_flow(file: str, func: str, *, path: Path) -> Any:
-    """The flow ``func`` of ``file`` (e.g. ``flows/filing.py``), imported as its package module.
-
-    Imported by module name (``flows.filing``), not loaded from the file path under a
-    synthetic name: the flow's function is still pickled by value into its run's process (the
-    module attribute of that name is the Flow), but everything it refers to is pickled by
-    reference to ``flows.filing``, which the forkserver has imported already.
-    """
-    module_name = file.removesuffix(".py").replace("/", ".")
+def _import_flow(entrypoint: str, *, path: Path) -> Any:
+    """The flow at ``entrypoint`` (``brokerflow.flows.filing:filing_chain``), imported by its
+    module name: the flow's function is pickled by value into its run's process, everything
+    it refers to by reference to that module, which the forkserver has imported already."""
+    module_name, _, func = entrypoint.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BadInput(f"entrypoint {file}:{func} does not import as {module_name}: {exc}",
+        raise BadInput(f"entrypoint {entrypoint} does not import: {exc}",
                        file=str(path), column="entrypoint") from exc
-    flow = getattr(module, func, None)
+    flow = getattr(module, func, None) if func else None
     if flow is None:
-        raise BadInput(f"entrypoint {file}:{func}: {module_name} has no {func}",
+        raise BadInput(f"entrypoint {entrypoint}: {module_name} has no {func or 'flow name'}",
                        file=str(path), column="entrypoint")
     return flow
 
@@ -88,7 +85,6 @@ def load_declared(path: Path = PREFECT_YAML) -> list[DeclaredFlow]:
 
     loaded = []
     for entry in declared_deployments(path):
-        file, _, func = entry["entrypoint"].partition(":")
         schedules: list[Any] = []
         for schedule in entry.get("schedules") or []:
             if schedule.get("cron"):
@@ -98,7 +94,7 @@ def load_declared(path: Path = PREFECT_YAML) -> list[DeclaredFlow]:
                 schedules.append(Interval(timedelta(seconds=float(schedule["interval"])),
                                           timezone=schedule.get("timezone", "UTC")))
         loaded.append(DeclaredFlow(
-            name=entry["name"], flow=_import_flow(file, func, path=path),
+            name=entry["name"], flow=_import_flow(entry["entrypoint"], path=path),
             description=entry.get("description"), parameters=entry.get("parameters") or {},
             schedules=schedules))
     return loaded
@@ -143,8 +139,8 @@ class RecoverySweeper:
     """Sweeps for stranded runs of ``deployment_ids`` every half lease, in a daemon thread."""
 
     def __init__(self, deployment_ids: list[UUID]) -> None:
-        from brokerflow.db import open_database
-        from brokerflow.settings import load_settings
+        from brokerflow.kernel.db import open_database
+        from brokerflow.kernel.settings import load_settings
 
         self.settings = load_settings()
         self.engine = open_database(self.settings.database_url)
@@ -157,7 +153,7 @@ class RecoverySweeper:
     def sweep_once(self) -> None:
         from prefect.client.orchestration import get_client
 
-        from brokerflow.recovery import discard_ended_answers, sweep
+        from brokerflow.app.recovery import discard_ended_answers, sweep
 
         started = datetime.now(UTC)
         try:
@@ -187,7 +183,7 @@ class RecoverySweeper:
 
 #: What the forkserver imports once besides the served flows' own modules, so that run
 #: processes forked from it need not.
-FORKSERVER_PRELOAD = ("prefect.flow_engine", "brokerflow.render")
+FORKSERVER_PRELOAD = ("prefect.flow_engine", "brokerflow.kernel.render")
 
 
 class _StartFromForkserver(ModuleType):

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from brokerflow.errors import BadInput
+from brokerflow.kernel.errors import BadInput
 from brokerflow.payroll.inputs import CarriedState, ClientRow, Month, StaffRow
 from brokerflow.payroll.policy import LEVELS, LevelPolicy, Policy
 

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from brokerflow.errors import UnsafeSettings
+from brokerflow.kernel.errors import UnsafeSettings
 
 DEFAULT_SECRET = "changethis"
 ENV_FILE_NAME = "brokerflow.env"

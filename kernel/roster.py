@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 from sqlmodel import Session, col, delete, select
 
-from brokerflow.errors import AccessDenied, AuthenticationFailed, BadInput
-from brokerflow.models import User, UserRole
+from brokerflow.kernel.errors import AccessDenied, AuthenticationFailed, BadInput
+from brokerflow.kernel.models import User, UserRole
 
 HEAD_OFFICE = "HQ"
 ROSTER_COLUMNS = ["user_id", "name", "roles", "branch", "team", "supervisor_id", "secret"]

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from brokerflow.errors import BadInput, BrokerflowError
-from brokerflow.s3server import LocalS3Server, port_in_use, start_local_s3, wait_for_http
-from brokerflow.settings import ENV_FILE_NAME, brokerflow_home, load_settings
+from brokerflow.app.s3server import LocalS3Server, port_in_use, start_local_s3, wait_for_http
+from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.resources import package_dir
+from brokerflow.kernel.settings import ENV_FILE_NAME, brokerflow_home, load_settings
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -55,13 +56,13 @@ def _set_env_file_value(path: Path, key: str, value: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-SAMPLE_ROSTER = Path(__file__).resolve().parent / "sample" / "roster.csv"
+SAMPLE_ROSTER = package_dir("brokerflow.app.sample") / "roster.csv"
 
 
 def ensure_roster(engine: Any) -> bool:
     """Load the sample roster into an empty database; True when it did."""
-    from brokerflow.db import new_session
-    from brokerflow.roster import load_roster, roster_is_empty
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.roster import load_roster, roster_is_empty
 
     with new_session(engine) as session:
         if not roster_is_empty(session):
@@ -73,7 +74,7 @@ def ensure_roster(engine: Any) -> bool:
 
 def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 8400) -> int:
     """Run the stack in the foreground until interrupted."""
-    from archive.service import open_archive
+    from brokerflow.archive.service import open_archive
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
     home = brokerflow_home()
@@ -241,13 +242,13 @@ def _start_serve(home: Path, host: str, port: int) -> subprocess.Popen[bytes]:
 def _start_child(home: Path, log_name: str, args: list[str],
                  extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
     """A ``brokerflow`` subcommand in its own process group, run from the checkout."""
-    from brokerflow.serving import PREFECT_YAML
+    from brokerflow.app.serving import PREFECT_YAML
 
     env = dict(os.environ, **extra_env)
     env.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "1")  # resumed runs start ~2 s sooner
     env.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry
     log = (home / log_name).open("ab")
-    return subprocess.Popen([sys.executable, "-m", "brokerflow.cli", *args],
+    return subprocess.Popen([sys.executable, "-m", "brokerflow", *args],
                             cwd=PREFECT_YAML.parent, env=env, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
 

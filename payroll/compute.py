@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from brokerflow.errors import BadInput
+from brokerflow.kernel.errors import BadInput
 from brokerflow.payroll.inputs import (
     CarriedState,
     ClientRow,

@@ -8,11 +8,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from brokerflow.errors import BadInput
+from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.resources import package_dir
 
 LEVELS = ("trainee", "assistant", "manager", "senior", "chief")
 POSITIONS = ("cm", "stationed", "regional")
-DEFAULT_POLICY = Path(__file__).resolve().parent.parent.parent / "policy" / "default.toml"
+DEFAULT_POLICY = package_dir("brokerflow.policy") / "default.toml"
 
 RATE_KEYS = ("tax_surcharge_rate", "regulatory_fee_rate", "fund_commission_rate",
              "unqualified_factor", "excess_award_rate", "management_commission_rate")

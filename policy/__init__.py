@@ -1,0 +1,1 @@
+"""The default pay policy (default.toml): data."""

@@ -1,0 +1,1 @@
+"""Document templates (Jinja2, one per document type) and the archive page templates: data."""
