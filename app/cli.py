@@ -61,8 +61,8 @@ def cmd_roster_load(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from brokerflow.archive.serials import check_doc_type
     from brokerflow.kernel.render import DocumentRenderer, parse_document_data
+    from brokerflow.kernel.vocabulary import check_doc_type
 
     doc_type = check_doc_type(args.type.upper(), column="TYPE")
     data_path = Path(args.data)
@@ -140,7 +140,7 @@ def _entry_json(entry: Any) -> dict[str, Any]:
 
 
 def _require_auditor(archive: Any, args: argparse.Namespace, action: str) -> None:
-    from brokerflow.kernel.roster import ADMIN_ROLE
+    from brokerflow.kernel.identity import ADMIN_ROLE
 
     actor = archive.authenticate(*_acting_user(args))
     if not (actor.is_head_office or ADMIN_ROLE in actor.roles):
@@ -180,7 +180,7 @@ def cmd_archive_rebuild_index(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from brokerflow.approvals.audit import verify_audit
+    from brokerflow.kernel.audit import verify_audit
     from brokerflow.kernel.db import new_session
 
     archive = _archive(args)
@@ -276,7 +276,7 @@ def _use_local_stack_api() -> None:
 
 def cmd_filing_status(args: argparse.Namespace) -> int:
     from brokerflow.approvals.chain import FILING_CHAIN, Waiting, progress
-    from brokerflow.approvals.engine import load_decisions
+    from brokerflow.approvals.decisions import load_decisions
     from brokerflow.approvals.filings import get_filing, request_key
     from brokerflow.kernel.db import new_session
     from brokerflow.kernel.models import WaitingStep
@@ -286,7 +286,7 @@ def cmd_filing_status(args: argparse.Namespace) -> int:
     with new_session(archive.engine) as session:
         filing = get_filing(session, filing_id=args.id)
         decisions = load_decisions(session, request_key=request_key(args.id),
-                                   revision=filing.revision)
+                                   revision=filing.revision, zone=archive.zone)
         waiting_row = session.get(WaitingStep, request_key(args.id))
     _check_filing_visible(archive, actor, filing)
     state = progress(FILING_CHAIN, decisions)
@@ -440,7 +440,7 @@ def cmd_payroll_compute(args: argparse.Namespace) -> int:
 
 def cmd_payroll_reopen(args: argparse.Namespace) -> int:
     """A closed month may be corrected only after the branch manager reopens it (audited)."""
-    from brokerflow.approvals.audit import append_audit
+    from brokerflow.kernel.audit import append_audit
     from brokerflow.kernel.db import new_session
     from brokerflow.payroll.records import latest_run, set_status
 
@@ -521,7 +521,7 @@ def _attribution_json(session: Any, attribution: Any) -> dict[str, Any]:
 
 
 def _attribution_visible(actor: Any, attribution: Any) -> bool:
-    from brokerflow.archive.access import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES
+    from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES
 
     if actor.is_head_office:
         return True
@@ -562,10 +562,9 @@ def cmd_attribution_show(args: argparse.Namespace) -> int:
 def cmd_attribution_list(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from brokerflow.approvals.attributions import month_end
+    from brokerflow.kernel.calendar import Month, month_end
     from brokerflow.kernel.db import new_session
     from brokerflow.kernel.models import Attribution
-    from brokerflow.payroll.inputs import Month
 
     archive = _archive(args)
     actor = archive.authenticate(*_acting_user(args))
@@ -579,8 +578,8 @@ def cmd_attribution_list(args: argparse.Namespace) -> int:
                 if _attribution_visible(actor, a)]
         if args.month:
             try:
-                start = month_end(str(Month.parse(args.month).minus(1)))
-                end = month_end(args.month)
+                start = month_end(Month.parse(args.month).minus(1), archive.zone)
+                end = month_end(args.month, archive.zone)
             except ValueError:
                 raise BadInput("month must be YYYY-MM", column="--month") from None
             rows = [a for a in rows if a.effective_at is not None

@@ -136,7 +136,7 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
     from brokerflow.approvals.attributions import preregister
     from brokerflow.approvals.filings import create_filing
     from brokerflow.archive.service import open_archive
-    from brokerflow.flows.closing import previous_month
+    from brokerflow.kernel.calendar import previous_month, utcnow
     from brokerflow.kernel.db import new_session
     from brokerflow.kernel.roster import get_user_view
     from brokerflow.kernel.settings import load_settings
@@ -147,7 +147,7 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
     ensure_roster(archive.engine)
     _wait_for_deployments(["filing-chain/filing-chain", "client-attribution/client-attribution",
                            "monthly-closing/monthly-closing"])
-    month = previous_month()
+    month = previous_month(utcnow(), archive.zone)
     with tempfile.TemporaryDirectory() as tmp:
         export = write_sample_export(Path(tmp), month=month)
         for name in ("staff.csv", "clients.csv"):

@@ -29,8 +29,8 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlmodel import col, select
 
-from brokerflow.approvals.audit import append_audit
 from brokerflow.approvals.waiting import discard_form_answers
+from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import RunLease, RunRecovery
 

@@ -14,12 +14,13 @@ from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
 from brokerflow.archive.index import SearchFilter
-from brokerflow.archive.serials import DOCUMENT_TYPES
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessError, BadInput, NotFound, StorageError
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.resources import templates_dir
-from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.roster import get_user_view
+from brokerflow.kernel.vocabulary import DOCUMENT_TYPES
 
 WEB_TEMPLATES = templates_dir() / "web"
 

@@ -8,22 +8,21 @@ Keyword-only functions taking a ``Session``; the caller commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from brokerflow.approvals.audit import append_audit
+from brokerflow.kernel.audit import append_audit
+from brokerflow.kernel.calendar import as_utc, utcnow
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
-from brokerflow.kernel.models import Attribution, ClientIdentity, User, utcnow
-from brokerflow.kernel.roster import UserView
-from brokerflow.payroll.inputs import ClientRow, Month
+from brokerflow.kernel.models import Attribution, ClientIdentity, User
 
 LIVE = ("pending", "conflict", "effective")
-ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def request_key(attribution_id: int) -> str:
@@ -156,39 +155,29 @@ def flag_malicious(session: Session, *, client_id: str, reason: str, actor: User
                  request_key=f"client:{client_id}", details={"reason": reason.strip()})
 
 
-def month_end(month: str) -> datetime:
-    """The last instant of ``month`` in the branch's time zone, in UTC."""
-    m = Month.parse(month)
-    following = Month(m.year + (m.month == 12), m.month % 12 + 1)
-    return datetime(following.year, following.month, 1, tzinfo=ZONE).astimezone(UTC)
+@dataclass(frozen=True)
+class EffectiveAttributions:
+    """Which CM each account counted for, and when; and the accounts that never count."""
+
+    spans: Mapping[str, tuple[tuple[str, datetime, datetime | None], ...]]
+    malicious: frozenset[str]
+
+    def counts(self, *, client_id: str, cm_id: str, at: datetime) -> bool:
+        """Whether ``client_id`` counted for ``cm_id`` at the moment ``at`` (pure)."""
+        if client_id in self.malicious:
+            return False
+        return any(cm == cm_id and start < at and (stop is None or stop >= at)
+                   for cm, start, stop in self.spans.get(client_id, ()))
 
 
-def _aware(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def effective_rule(session: Session, *, branch: str) -> Callable[[ClientRow], bool]:
-    """Whether a CRM client row counts: an attribution of that account to that CM was
-    effective at the end of the row's month, and the client is not flagged malicious."""
+def effective_attributions(session: Session, *, branch: str) -> EffectiveAttributions:
+    """The branch's attributions that ever became effective, and its malicious accounts."""
     spans: dict[str, list[tuple[str, datetime, datetime | None]]] = {}
     for a in session.exec(select(Attribution).where(
             Attribution.branch == branch, col(Attribution.effective_at).is_not(None))):
-        start = _aware(a.effective_at)
-        if a.client_id and start is not None:
-            spans.setdefault(a.client_id, []).append((a.cm_id, start, _aware(a.ended_at)))
-    malicious = {i.client_id for i in session.exec(select(ClientIdentity).where(
-        ClientIdentity.malicious == True))}  # noqa: E712
-    ends: dict[str, datetime] = {}
-
-    def counts(row: ClientRow) -> bool:
-        if row.malicious or row.client_id in malicious:
-            return False
-        end = ends.get(row.month)
-        if end is None:
-            end = ends[row.month] = month_end(row.month)
-        return any(cm == row.cm_id and start < end and (stop is None or stop >= end)
-                   for cm, start, stop in spans.get(row.client_id, ()))
-
-    return counts
+        if a.client_id and a.effective_at is not None:
+            spans.setdefault(a.client_id, []).append(
+                (a.cm_id, as_utc(a.effective_at), as_utc(a.ended_at) if a.ended_at else None))
+    malicious = frozenset(i.client_id for i in session.exec(select(ClientIdentity).where(
+        ClientIdentity.malicious == True)) if i.client_id)  # noqa: E712
+    return EffectiveAttributions({k: tuple(v) for k, v in spans.items()}, malicious)

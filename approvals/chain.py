@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from brokerflow.kernel.roster import COUNTERSIGN_DEPARTMENTS, UserView
+from brokerflow.kernel.identity import UserView
+from brokerflow.kernel.vocabulary import COUNTERSIGN_DEPARTMENTS
 
 DecisionKind = Literal["approve", "reject", "return"]
 DECISIONS: tuple[str, ...] = ("approve", "reject", "return")

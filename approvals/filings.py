@@ -6,11 +6,11 @@ import json
 
 from sqlmodel import Session, col, select
 
-from brokerflow.approvals.audit import append_audit
-from brokerflow.archive.serials import check_branch
+from brokerflow.kernel.audit import append_audit
+from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
-from brokerflow.kernel.models import Filing, utcnow
-from brokerflow.kernel.roster import UserView
+from brokerflow.kernel.identity import UserView, check_branch
+from brokerflow.kernel.models import Filing
 
 #: Subjects that must be filed (seed 002 第四条): plan, recruitment, assessment, team pay rules.
 FILING_KINDS = {

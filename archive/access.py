@@ -13,12 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from brokerflow.kernel.roster import UserView
-
-BRANCH_MANAGEMENT_ROLES = frozenset(
-    {"branch_manager", "deputy_manager", "trading_manager", "finance_manager", "chief_accountant"}
-)
-TEAM_LEADER_ROLES = frozenset({"project_director", "regional_manager", "stationed_manager"})
+from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES, UserView
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,18 @@ from sqlmodel import Session, col, select
 
 from brokerflow.archive.access import ReadableScope
 from brokerflow.archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
+from brokerflow.kernel.calendar import utcnow
+from brokerflow.kernel.errors import BrokerflowError
 from brokerflow.kernel.models import (
     AccessLogEntry,
     ArchiveEntry,
     SerialCounter,
     SerialRecord,
-    SerialStatus,
-    utcnow,
 )
+from brokerflow.kernel.vocabulary import SerialStatus
 
 
-class SerialRangeExhausted(RuntimeError):
+class SerialRangeExhausted(BrokerflowError):
     """All 999,999 numbers of a (branch, type, year) are used."""
 
 

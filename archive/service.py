@@ -30,8 +30,9 @@ from sqlmodel import select
 
 from brokerflow.archive import index
 from brokerflow.archive.access import DocumentScope, decide_read, readable_scope
-from brokerflow.archive.serials import Serial, check_branch, check_doc_type, parse_serial
+from brokerflow.archive.serials import Serial, parse_serial
 from brokerflow.archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
+from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import (
     AccessDenied,
@@ -42,16 +43,16 @@ from brokerflow.kernel.errors import (
     StorageError,
 )
 from brokerflow.kernel.failpoints import failpoint
+from brokerflow.kernel.identity import UserView, check_branch
 from brokerflow.kernel.models import (
     ArchiveEntry,
     SerialCounter,
     SerialRecord,
-    SerialStatus,
     User,
-    utcnow,
 )
-from brokerflow.kernel.roster import UserView, authenticate, subordinate_ids
+from brokerflow.kernel.roster import authenticate, subordinate_ids
 from brokerflow.kernel.settings import Settings
+from brokerflow.kernel.vocabulary import SerialStatus, check_doc_type
 
 MAX_SUBJECT_LENGTH = 200
 PDF_MAGIC = b"%PDF-"

@@ -36,9 +36,10 @@ from _common import load_now  # noqa: E402  (bench/ is on sys.path when run)
 from sqlalchemy import event, func, insert, select  # noqa: E402
 
 from brokerflow.archive.index import SearchFilter, search_entries  # noqa: E402
-from brokerflow.archive.serials import DOCUMENT_TYPES, SERIAL_PATTERN, parse_serial  # noqa: E402
+from brokerflow.archive.serials import SERIAL_PATTERN, parse_serial  # noqa: E402
 from brokerflow.kernel.db import init_schema, make_engine, new_session  # noqa: E402
 from brokerflow.kernel.models import ArchiveEntry  # noqa: E402
+from brokerflow.kernel.vocabulary import DOCUMENT_TYPES  # noqa: E402
 
 BRANCHES = [f"SZ{b:02d}" for b in range(1, 11)]  # 10 branches
 TYPES = list(DOCUMENT_TYPES)  # 8 types

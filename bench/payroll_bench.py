@@ -416,8 +416,9 @@ def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Cal
 def install_hooks() -> None:
     import prefect.flow_runs as prefect_flow_runs
 
-    import brokerflow.approvals.engine as engine_module
+    import brokerflow.approvals.signing as signing_module
     import brokerflow.flows.closing as closing_module
+    import brokerflow.kernel.roster as roster_module
     from brokerflow.archive.service import Archive
     from brokerflow.kernel.render import DocumentRenderer
 
@@ -430,8 +431,8 @@ def install_hooks() -> None:
                 _timed("wait_for_form", getattr(prefect_flow_runs, waiting)))
     closing_module.take_signature = _timed(  # type: ignore[assignment]
         "take_signature", closing_module.take_signature)
-    engine_module.identify = _timed(  # type: ignore[assignment]
-        "identify (secret check)", engine_module.identify)
+    signing_module.identify = _timed(  # type: ignore[assignment]
+        "identify (secret check)", roster_module.identify)
     for name in ("open_archive", "_start_or_continue", "_preparer", "_finish",
                  "archive_confirmation_lists"):
         if hasattr(closing_module, name):  # the last one: flows/closing.py since 2026-11-22

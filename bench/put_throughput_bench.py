@@ -33,8 +33,9 @@ from _common import load_now, set_env  # noqa: E402  (bench/ is on sys.path when
 from brokerflow.app.s3server import MotoS3Server  # noqa: E402
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive  # noqa: E402
 from brokerflow.kernel.db import new_session  # noqa: E402
+from brokerflow.kernel.identity import UserView  # noqa: E402
 from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
-from brokerflow.kernel.roster import UserView, get_user_view, load_roster  # noqa: E402
+from brokerflow.kernel.roster import get_user_view, load_roster  # noqa: E402
 from brokerflow.kernel.settings import load_settings  # noqa: E402
 
 ROSTER_CSV = ROOT / "tests" / "data" / "roster.csv"

@@ -19,8 +19,9 @@ from brokerflow.approvals.waiting import current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound, StorageError
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.render import DocumentRenderer, parse_document_data
-from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 
 _renderer: DocumentRenderer | None = None

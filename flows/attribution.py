@@ -10,45 +10,38 @@ order) → trading dept manager enters the attribution with the account number: 
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
 # process, where string annotations (e.g. WaitMode) could not be resolved.
 
-from collections import defaultdict
-from datetime import UTC
 
 from prefect import flow
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.approvals.attributions import (
-    ZONE,
     get_attribution,
     make_effective,
-    month_end,
     preregister,
     request_key,
     resolve_conflict,
 )
-from brokerflow.approvals.audit import append_audit
 from brokerflow.approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
-from brokerflow.approvals.engine import (
+from brokerflow.approvals.decisions import clear_waiting, load_decisions
+from brokerflow.approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
+from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
     claim_on,
-    clear_waiting,
-    identify,
-    load_decisions,
     take_signature,
     update_row,
 )
-from brokerflow.approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import BrokerflowError, NotFound
+from brokerflow.kernel.errors import BrokerflowError
 from brokerflow.kernel.idnumbers import mask_last4
-from brokerflow.kernel.models import Attribution, AuditEvent, ClientIdentity, User, UserRole
-from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.models import Attribution, AuditEvent, ClientIdentity, User
+from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import Settings, load_settings
-from brokerflow.payroll.inputs import Month
 
 FINAL = ("effective", "ended", "rejected", "returned")
 
@@ -169,8 +162,8 @@ def _preregister_from_ui(archive: Archive, settings: Settings, *, run_id: str,
             "the CM. The ID number is validated (GB 11643), stored only as a keyed hash and "
             "its last 4 digits, and deleted from Prefect right after it is read."),
                 key=f"preregister-{attempt}", mode=mode, poll_interval=poll_interval) as answer:
-            registrar = identify(archive.engine, answer.signer.strip(),
-                                 answer.secret.get_secret_value())
+            registrar = identify(archive.engine, user_id=answer.signer.strip(),
+                                 secret=answer.secret.get_secret_value())
             reason = "unknown user or wrong secret"
             if registrar is not None:
                 try:
@@ -229,7 +222,7 @@ def _verify(archive: Archive, attribution_id: int, *, run_id: str, mode: WaitMod
         with new_session(archive.engine) as session:
             attribution = get_attribution(session, attribution_id=attribution_id)
             decisions = load_decisions(session, request_key=request_key(attribution_id),
-                                       revision=1)
+                                       revision=1, zone=archive.zone)
         if attribution.status in FINAL:
             return attribution.status
         if not attribution.confirmation_serial:
@@ -248,48 +241,3 @@ def _verify(archive: Archive, attribution_id: int, *, run_id: str, mode: WaitMod
         take_signature(archive.engine, _step_request(archive, attribution, state, decisions),
                        state, decisions, claim_attempt=claim_on(Attribution, attribution_id),
                        run_id=run_id, mode=mode, poll_interval=poll_interval)
-
-
-def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> list[str]:
-    """CML (seed 002 第二十一条): per CM, the clients whose attribution became effective in
-    ``month``; returns the serials (archiving twice returns the same ones)."""
-    start = month_end(str(Month.parse(month).minus(1)))
-    end = month_end(month)
-    by_cm: dict[str, list[dict[str, str]]] = defaultdict(list)
-    with new_session(archive.engine) as session:
-        rows = session.exec(select(Attribution, ClientIdentity).join(
-            ClientIdentity, ClientIdentity.id_hash == Attribution.id_hash)  # type: ignore[arg-type]
-            .where(Attribution.branch == branch, col(Attribution.effective_at).is_not(None))
-            .order_by(col(Attribution.effective_at))).all()
-        names = {u.user_id: u.name for u in session.exec(select(User))}
-        clerk_id = session.exec(
-            select(User.user_id).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
-            .where(User.branch == branch, UserRole.role == "trading_manager")
-            .order_by(User.user_id)).first()
-        actor: UserView | None = get_user_view(session, clerk_id) if clerk_id else None
-    for attribution, identity in rows:
-        at = attribution.effective_at
-        assert at is not None
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        if start <= at < end:
-            by_cm[attribution.cm_id].append({
-                "name": identity.name, "masked_id": mask_last4(identity.id_last4),
-                "effective_at": at.astimezone(ZONE).strftime("%Y-%m-%d %H:%M"),
-                "asset_size": attribution.asset_size})
-    if by_cm and actor is None:
-        raise NotFound(f"branch {branch} has no trading_manager on the roster")
-    serials = []
-    for cm_id, clients in sorted(by_cm.items()):
-        assert actor is not None
-        subject = f"{month} 客户确认清单：{names.get(cm_id, cm_id)}"
-        data: dict[str, object] = {
-            "branch": branch, "subject": subject,
-            "body": {"cm_id": cm_id, "cm_name": names.get(cm_id, cm_id), "month": month,
-                     "clients": clients},
-        }
-        spec = DocumentSpec(branch=branch, doc_type="CML", subject=subject,
-                            subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,
-                            month=month, source=f"confirmation list {month}")
-        serials.append(archive_step(archive, spec, data, actor=actor))
-    return serials
-

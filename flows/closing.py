@@ -12,6 +12,7 @@ the brokerage business office.  A closed month is refused until a branch manager
 
 import json
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -20,32 +21,29 @@ from zoneinfo import ZoneInfo
 from prefect import flow
 from sqlmodel import select
 
-from brokerflow.approvals.attributions import effective_rule
-from brokerflow.approvals.audit import append_audit
+from brokerflow.approvals.attributions import EffectiveAttributions, effective_attributions
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
-from brokerflow.approvals.engine import (
-    SigningRequest,
-    claim_on,
-    clear_waiting,
-    load_decisions,
-    take_signature,
-    user_names,
-)
+from brokerflow.approvals.decisions import clear_waiting, load_decisions
+from brokerflow.approvals.signing import SigningRequest, claim_on, take_signature, user_names
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
 from brokerflow.archive.index import mark_superseded
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
-from brokerflow.flows.attribution import archive_confirmation_lists
+from brokerflow.flows.confirmation_lists import archive_confirmation_lists
 from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.audit import append_audit
+from brokerflow.kernel.calendar import Month, month_end, previous_month, utcnow
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import BadInput, BrokerflowError, NotFound
+from brokerflow.kernel.errors import BadInput, NotFound
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollRun, User, UserRole
-from brokerflow.kernel.roster import UserView, get_user_view
+from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.payroll.compute import compute_from_directory
-from brokerflow.payroll.inputs import Month, read_state
+from brokerflow.payroll.inputs import ClientRow, read_state
 from brokerflow.payroll.policy import DEFAULT_POLICY
 from brokerflow.payroll.records import (
+    MonthClosed,
     demotion_due,
     latest_run,
     opening_state,
@@ -56,17 +54,6 @@ from brokerflow.payroll.records import (
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
-
-
-class MonthClosed(BrokerflowError):
-    """The month's sign-off is complete; a correction needs ``payroll reopen``."""
-
-    exit_code = 2
-
-
-def previous_month(now: datetime | None = None) -> str:
-    today = now or datetime.now(ZoneInfo("Asia/Shanghai"))
-    return str(Month(today.year, today.month).minus(1))
 
 
 def request_key(branch: str, month: str) -> str:
@@ -104,6 +91,23 @@ def _fetch_export(archive: Archive, branch: str, month: str, target: Path) -> Pa
     return target
 
 
+def counted_by_attribution(effective: EffectiveAttributions,
+                            zone: ZoneInfo) -> Callable[[ClientRow], bool]:
+    """Whether a CRM client row counts: its account was attributed (effective) to that CM at
+    the end of the row's month, and the client is not flagged malicious."""
+    ends: dict[str, datetime] = {}
+
+    def counts(row: ClientRow) -> bool:
+        if row.malicious:
+            return False
+        end = ends.get(row.month)
+        if end is None:
+            end = ends[row.month] = month_end(row.month, zone)
+        return effective.counts(client_id=row.client_id, cm_id=row.cm_id, at=end)
+
+    return counts
+
+
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                         policy: str | None, run_id: str,
                         attribution_source: AttributionSource) -> PayrollRun:
@@ -114,7 +118,8 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
         with new_session(archive.engine) as session:
             state = opening_state(session, branch=branch, month=month,
                                   exported=read_state(source / "state.json"))
-            counts = (effective_rule(session, branch=branch)
+            counts = (counted_by_attribution(effective_attributions(session, branch=branch),
+                                              archive.zone)
                       if attribution_source == "database" else None)
         result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
                                         state=state, counts=counts)
@@ -191,9 +196,9 @@ def monthly_closing(
     Which client rows count: ``database`` — the attributions effective at each month's end
     (the CRM's attribution_effective column is ignored); ``crm`` — that column.
     """
-    month = month or previous_month()
-    Month.parse(month)
     settings = load_settings()
+    month = month or previous_month(utcnow(), ZoneInfo(settings.timezone))
+    Month.parse(month)
     archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
     with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):
@@ -229,7 +234,8 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
         with new_session(archive.engine) as session:
             run = session.get(PayrollRun, run_pk)  # type: ignore[assignment]
             assert run is not None
-            decisions = load_decisions(session, request_key=key, revision=run.revision)
+            decisions = load_decisions(session, request_key=key, revision=run.revision,
+                                       zone=archive.zone)
         if run.status == "closed":
             return run.signed_serial
         state = progress(PAYROLL_CHAIN, decisions)

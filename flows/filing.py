@@ -17,32 +17,34 @@ from typing import Any
 
 from prefect import flow
 
-from brokerflow.approvals.audit import append_audit
 from brokerflow.approvals.chain import FILING_CHAIN, Decision, Finished, Waiting, progress
-from brokerflow.approvals.engine import (
-    SigningRequest,
-    bind_flow_run,
-    claim_on,
+from brokerflow.approvals.decisions import (
     clear_waiting,
-    form_key,
-    identify,
     load_decisions,
     mark_waiting,
     record_refusal,
+)
+from brokerflow.approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
+from brokerflow.approvals.forms import ResubmitForm, SubmitForm
+from brokerflow.approvals.signing import (
+    SigningRequest,
+    bind_flow_run,
+    claim_on,
+    form_key,
     take_signature,
     update_row,
     user_names,
 )
-from brokerflow.approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
-from brokerflow.approvals.forms import ResubmitForm, SubmitForm
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
+from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AuditEvent, Filing
-from brokerflow.kernel.roster import DEPARTMENT_LABELS, get_user_view
+from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.vocabulary import DEPARTMENT_LABELS
 
 FINAL = ("approved", "rejected", "withdrawn")
 OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}
@@ -147,8 +149,8 @@ def _await_revision(
     key_of_form = form_key(key, filing.revision, attempt)
     with awaited_form(ResubmitForm, description=description, key=key_of_form, mode=mode,
                       poll_interval=poll_interval) as answer:
-        signer = identify(archive.engine, answer.signer.strip(),
-                          answer.secret.get_secret_value())
+        signer = identify(archive.engine, user_id=answer.signer.strip(),
+                          secret=answer.secret.get_secret_value())
         with new_session(archive.engine) as session:
             current = get_filing(session, filing_id=filing.id)
             if current.form_attempts != attempt:
@@ -185,7 +187,7 @@ def load_decisions_for(archive: Archive, filing: Filing) -> list[Decision]:
     assert filing.id is not None
     with new_session(archive.engine) as session:
         return load_decisions(session, request_key=request_key(filing.id),
-                              revision=filing.revision)
+                              revision=filing.revision, zone=archive.zone)
 
 
 def _finish(archive: Archive, filing: Filing, state: Finished,
@@ -226,8 +228,8 @@ def _confirm_ui_submission(
                          f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
                          "with their user id and secret."),
             key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval) as answer:
-            signer = identify(archive.engine, answer.signer.strip(),
-                              answer.secret.get_secret_value())
+            signer = identify(archive.engine, user_id=answer.signer.strip(),
+                              secret=answer.secret.get_secret_value())
             with new_session(archive.engine) as session:
                 if signer is not None and signer.user_id == submitter:
                     filing = create_filing(session, branch=branch, kind=kind, subject=subject,

@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
+from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.models import RunLease, utcnow
+from brokerflow.kernel.models import RunLease
 
 log = logging.getLogger(__name__)
 

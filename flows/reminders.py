@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from brokerflow.approvals.engine import record_reminders
+from brokerflow.approvals.reminders import record_reminders
 from brokerflow.kernel.db import new_session, open_database
 from brokerflow.kernel.settings import load_settings
 

@@ -2,15 +2,20 @@
 
     BrokerflowError                 base; ``exit_code`` is what the CLI exits with
     ├── BadInput                    exit 2: a file, row, column (or option) is wrong
+    │   └── MonthClosed             (payroll) the month is signed; reopen it first
     ├── UnsafeSettings              exit 2: default secrets outside development mode
+    ├── MissingCJKFont              exit 2: no Chinese font installed (names the package)
     ├── SchemaError                 exit 6: the database needs a migration start cannot make
     ├── AccessError                 exit 3
     │   ├── AuthenticationFailed    unknown user or wrong secret
     │   └── AccessDenied            a known user asked for something not theirs
     ├── NotFound                    exit 4: no such serial / user / object
-    ├── DuplicateDocument           the subject+revision is already archived (carries serial)
+    ├── SerialRangeExhausted        (archive) exit 1: all 999,999 numbers of a year are used
     └── StorageError                exit 5: the object store failed after bounded retries
         └── IntegrityError          a stored object does not match its checksum
+
+Domain errors (marked with their domain) subclass this tree where their domain lives, so that
+every error a user can cause reaches ``main`` with its exit code, never as a traceback.
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ class UnsafeSettings(BrokerflowError):
     exit_code = 2
 
 
+class MissingCJKFont(BrokerflowError):
+    """No Chinese font is installed: PDFs would show empty boxes."""
+
+    exit_code = 2
+
+
 class SchemaError(BrokerflowError):
     """The database's schema differs from the code's in a way start-up cannot fix."""
 
@@ -83,18 +94,6 @@ class NotFound(BrokerflowError):
     """No such serial, user or object."""
 
     exit_code = 4
-
-
-class DuplicateDocument(BrokerflowError):
-    """The same subject and revision was archived already; carries its serial."""
-
-    exit_code = 0
-
-    def __init__(self, serial: str, subject_key: str, revision: int) -> None:
-        self.serial = serial
-        self.subject_key = subject_key
-        self.revision = revision
-        super().__init__(f"{subject_key} revision {revision} is already archived as {serial}")
 
 
 class StorageError(BrokerflowError):

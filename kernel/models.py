@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy import Text as SAText
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
+from brokerflow.kernel.calendar import utcnow
+from brokerflow.kernel.vocabulary import SerialStatus
 
 # --------------------------------------------------------------------------- roster
 
@@ -55,12 +53,6 @@ class SerialCounter(SQLModel, table=True):
     doc_type: str = Field(primary_key=True, max_length=8)
     year: int = Field(primary_key=True)
     last_number: int = 0
-
-
-class SerialStatus:
-    RESERVED = "reserved"  # allocated, document not yet stored
-    STORED = "stored"  # object stored, checksum confirmed, indexed
-    VOID = "void"  # the document failed to store; the number is never reused
 
 
 class SerialRecord(SQLModel, table=True):

@@ -21,18 +21,14 @@ from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field, ValidationError
 
-from brokerflow.archive.serials import DOCUMENT_TYPES, check_doc_type
-from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.errors import BadInput, MissingCJKFont
 from brokerflow.kernel.resources import templates_dir
+from brokerflow.kernel.vocabulary import DECISION_LABELS, DOCUMENT_TYPES, check_doc_type
 
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"
 DEFAULT_TEMPLATES_DIR = templates_dir()
-
-DECISION_LABELS = {"approve": "同意", "reject": "不同意", "return": "退回", "pending": "待签"}
-
-
-class MissingCJKFont(BrokerflowError):
-    exit_code = 2
+#: How a signature block reads a decision (a step not signed yet: 待签).
+SIGNATURE_LABELS = {**DECISION_LABELS, "pending": "待签"}
 
 
 class Signature(BaseModel):
@@ -50,8 +46,7 @@ class DocumentData(BaseModel):
     subject: str = Field(min_length=1, max_length=200)
     branch_name: str = ""
     serial: str = ""
-    date: str = Field(default_factory=lambda: datetime.now(ZoneInfo("Asia/Shanghai")).date()
-                      .isoformat())
+    date: str = ""  # the document's date; empty: today in the renderer's time zone
     title: str = ""
     body: dict[str, Any] = Field(default_factory=dict)
     signatures: list[Signature] = Field(default_factory=list)
@@ -80,23 +75,29 @@ def require_cjk_font() -> None:
 class DocumentRenderer:
     """Renders a document type's template with data, to HTML or to PDF bytes."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, *,
+                 zone: ZoneInfo | None = None) -> None:
+        """``zone``: where documents are dated (default: ``Settings.timezone``)."""
         from weasyprint.text.fonts import FontConfiguration
 
+        from brokerflow.kernel.settings import load_settings
+
         require_cjk_font()
+        self.zone = zone or ZoneInfo(load_settings(check_secrets=False).timezone)
         self.templates_dir = templates_dir or DEFAULT_TEMPLATES_DIR
         self.env = SandboxedEnvironment(
             loader=FileSystemLoader(self.templates_dir),
             autoescape=select_autoescape(default=True, default_for_string=True),
             undefined=StrictUndefined,
         )
-        self.env.globals["decision_label"] = lambda d: DECISION_LABELS.get(d, d)
+        self.env.globals["decision_label"] = lambda d: SIGNATURE_LABELS.get(d, d)
         self.font_config = FontConfiguration()
 
     def render_html(self, doc_type: str, data: DocumentData | dict[str, Any]) -> str:
         check_doc_type(doc_type)
         doc = data if isinstance(data, DocumentData) else parse_document_data(data, file="data")
         context = doc.model_dump()
+        context["date"] = doc.date or datetime.now(self.zone).date().isoformat()
         context["title"] = doc.title or DOCUMENT_TYPES[doc_type]
         context["doc_type"] = doc_type
         try:

@@ -1,99 +1,38 @@
 """The roster: who exists, which roles they hold, who reports to whom, and their secrets.
 
 Parsing and validation are pure (``parse_roster``); ``load_roster`` writes a parsed roster in
-the caller's session.  Secrets are stored only as salted scrypt hashes.
+the caller's session.  Secrets are stored only as salted scrypt hashes
+(``brokerflow.kernel.passwords``).  ``authenticate`` is the one secret check every entry
+point uses (command line, archive page, approval forms).
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
-import hmac
 import io
-import re
-import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from sqlalchemy import Engine
 from sqlmodel import Session, col, delete, select
 
 from brokerflow.kernel.errors import AccessDenied, AuthenticationFailed, BadInput
+from brokerflow.kernel.identity import (
+    ADMIN_ROLE,
+    BRANCH_PATTERN,
+    BRANCH_ROLES,
+    HEAD_OFFICE,
+    HEAD_OFFICE_ROLES,
+    KNOWN_ROLES,
+    TEAM_ROLES,
+    USER_ID_PATTERN,
+    UserView,
+)
 from brokerflow.kernel.models import User, UserRole
+from brokerflow.kernel.passwords import hash_secret, spend_a_secret_check, verify_secret
 
-HEAD_OFFICE = "HQ"
 ROSTER_COLUMNS = ["user_id", "name", "roles", "branch", "team", "supervisor_id", "secret"]
-
-TEAM_ROLES = frozenset({"cm", "stationed_manager", "regional_manager", "project_director",
-                        "backoffice"})
-BRANCH_ROLES = frozenset({"counter_clerk", "trading_manager", "finance_manager",
-                          "chief_accountant", "deputy_manager", "branch_manager"})
-#: Head-office departments that may be named to countersign (会签部门).
-DEPARTMENT_LABELS = {
-    "compliance": "合规管理部", "finance": "计划财务部", "hr": "人力资源部",
-    "risk": "风险管理部", "legal": "法律事务部", "audit": "稽核审计部",
-    "it": "信息技术部", "operations": "运营管理部",
-}
-COUNTERSIGN_DEPARTMENTS = frozenset(DEPARTMENT_LABELS)
-HEAD_OFFICE_ROLES = frozenset({"brokerage_office", "channel_dept", "vp"}) | COUNTERSIGN_DEPARTMENTS
-ADMIN_ROLE = "admin"
-KNOWN_ROLES = TEAM_ROLES | BRANCH_ROLES | HEAD_OFFICE_ROLES | {ADMIN_ROLE}
-
-USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-BRANCH_PATTERN = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")
-
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
-
-
-# --------------------------------------------------------------------------- secrets
-
-
-def hash_secret(secret: str) -> str:
-    """Salted scrypt hash, self-describing: ``scrypt$n$r$p$salt$hash``."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P)
-    b64 = base64.b64encode
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def verify_secret(secret: str, stored: str) -> bool:
-    """Constant-time check of ``secret`` against a hash from ``hash_secret``."""
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    expected = base64.b64decode(digest)
-    actual = hashlib.scrypt(
-        secret.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-        dklen=len(expected),
-    )
-    return hmac.compare_digest(actual, expected)
-
-
-# --------------------------------------------------------------------------- views
-
-
-@dataclass(frozen=True)
-class UserView:
-    """A roster user as the rules see it (no secret)."""
-
-    user_id: str
-    name: str
-    branch: str
-    team: str = ""
-    supervisor_id: str | None = None
-    roles: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def is_head_office(self) -> bool:
-        return self.branch == HEAD_OFFICE
-
-    def has_any(self, roles: Iterable[str]) -> bool:
-        return not self.roles.isdisjoint(roles)
 
 
 @dataclass(frozen=True)
@@ -304,14 +243,25 @@ def authenticate(session: Session, *, user_id: str, secret: str) -> UserView:
     """The roster user for ``user_id`` if ``secret`` verifies; else AuthenticationFailed."""
     user = session.get(User, user_id)
     if user is None:
-        # spend the same time as a real check, so unknown ids are not told apart by timing
-        verify_secret(secret, _DUMMY_HASH)
+        spend_a_secret_check(secret)  # unknown ids are not told apart by timing
         raise AuthenticationFailed(f"unknown user {user_id!r} or wrong secret")
     if not verify_secret(secret, user.secret_hash):
         raise AuthenticationFailed(f"unknown user {user_id!r} or wrong secret")
     view = get_user_view(session, user_id)
     assert view is not None
     return view
+
+
+def identify(engine: Engine, *, user_id: str, secret: str) -> UserView | None:
+    """``authenticate`` for an approval form: the user, or None when the secret does not verify
+    (never raises, never logs the secret)."""
+    if not user_id:
+        return None
+    with Session(engine) as session:
+        try:
+            return authenticate(session, user_id=user_id, secret=secret)
+        except AuthenticationFailed:
+            return None
 
 
 def subordinate_ids(session: Session, user_id: str) -> set[str]:
@@ -330,5 +280,3 @@ def subordinate_ids(session: Session, user_id: str) -> set[str]:
             stack.extend(children.get(uid, []))
     return found
 
-
-_DUMMY_HASH = hash_secret(secrets.token_hex(8))

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
 
 STAFF_COLUMNS = (
@@ -30,29 +31,6 @@ CLIENT_COLUMNS = (
 )
 POSITIONS = ("cm", "stationed", "regional")
 CLIENT_TYPES = ("individual", "institution")
-
-
-@dataclass(frozen=True, slots=True)
-class Month:
-    year: int
-    month: int
-
-    @classmethod
-    def parse(cls, text: str) -> Month:
-        parts = text.split("-")
-        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2:
-            raise ValueError(text)
-        year, month = int(parts[0]), int(parts[1])
-        if not 1 <= month <= 12:
-            raise ValueError(text)
-        return cls(year, month)
-
-    def minus(self, months: int) -> Month:
-        index = self.year * 12 + (self.month - 1) - months
-        return Month(index // 12, index % 12 + 1)
-
-    def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,18 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, delete, select
 
-from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun, utcnow
+from brokerflow.kernel.calendar import Month, utcnow
+from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun
 from brokerflow.payroll.compute import line_json
-from brokerflow.payroll.inputs import CarriedState, Month
+from brokerflow.payroll.inputs import CarriedState
 from brokerflow.payroll.rules import LOW_SCORE, PayrollResult
 
 OPEN_STATUSES = ("draft", "signing", "rejected", "returned", "reopened")
+
+
+class MonthClosed(BadInput):
+    """The month's sign-off is complete; a correction needs ``payroll reopen``."""
 
 
 def latest_run(session: Session, *, branch: str, month: str) -> PayrollRun | None:

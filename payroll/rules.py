@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
-from brokerflow.payroll.inputs import CarriedState, ClientRow, Month, StaffRow
+from brokerflow.payroll.inputs import CarriedState, ClientRow, StaffRow
 from brokerflow.payroll.policy import LEVELS, LevelPolicy, Policy
 
 CENT = Decimal("0.01")

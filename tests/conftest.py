@@ -24,9 +24,10 @@ from brokerflow.app.cli import main as cli_main  # noqa: E402
 from brokerflow.app.s3server import free_port, start_local_s3  # noqa: E402
 from brokerflow.archive.service import Archive, open_archive  # noqa: E402
 from brokerflow.kernel.db import new_session  # noqa: E402
+from brokerflow.kernel.identity import UserView  # noqa: E402
 from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
 from brokerflow.kernel.resources import package_dir  # noqa: E402
-from brokerflow.kernel.roster import UserView, get_user_view, load_roster  # noqa: E402
+from brokerflow.kernel.roster import get_user_view, load_roster  # noqa: E402
 from brokerflow.kernel.settings import Settings, load_settings  # noqa: E402
 
 DATA = Path(__file__).parent / "data"

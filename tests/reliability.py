@@ -17,10 +17,10 @@ from prefect.client.orchestration import get_client
 from sqlmodel import select
 
 from brokerflow.app.cli import start_deployment
-from brokerflow.approvals.audit import verify_audit
 from brokerflow.approvals.filings import request_key
 from brokerflow.approvals.waiting import FORM_KEY_PREFIXES, is_form_answer_key
 from brokerflow.archive.service import Archive
+from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing, SerialRecord
 from tests.conftest import console_script

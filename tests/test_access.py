@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from brokerflow.archive.access import DocumentScope, ReadableScope, decide_read, readable_scope
-from brokerflow.kernel.roster import UserView
+from brokerflow.kernel.identity import UserView
 
 CM = UserView("cm1", "客户经理", "SZ01", "T1", "sm1", frozenset({"cm"}))
 STATIONED = UserView("sm1", "驻点经理", "SZ01", "T1", "rm1", frozenset({"stationed_manager"}))

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from brokerflow.approvals.attributions import effective_rule, make_effective, preregister
+from brokerflow.approvals.attributions import effective_attributions, make_effective, preregister
 from brokerflow.archive.service import Archive
-from brokerflow.flows.attribution import archive_confirmation_lists, client_attribution
+from brokerflow.flows.attribution import client_attribution
+from brokerflow.flows.closing import counted_by_attribution
+from brokerflow.flows.confirmation_lists import archive_confirmation_lists
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import Attribution, ClientIdentity
 from brokerflow.payroll.compute import compute_from_directory
@@ -194,7 +196,8 @@ def test_payroll_counts_only_effective_attributions_from_their_month(
                        at=datetime(2026, 10, 15, 2, 0, tzinfo=UTC))
         session.commit()
         assert pending.status == "pending"
-        rule = effective_rule(session, branch="SZ01")
+        rule = counted_by_attribution(effective_attributions(session, branch="SZ01"),
+                                      archive.zone)
     exports = {}
     for month in ("2026-09", "2026-10"):
         months = [m for m in ("2026-09", "2026-10") if m <= month]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from brokerflow.approvals.audit import append_audit, verify_audit
+from brokerflow.kernel.audit import append_audit, verify_audit
 from brokerflow.kernel.db import new_session, open_database
 from brokerflow.kernel.models import AuditEvent
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from brokerflow.approvals.audit import verify_audit
 from brokerflow.approvals.filings import create_filing, request_key
 from brokerflow.archive.service import Archive
 from brokerflow.flows.filing import filing_chain
+from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
 from tests.chain_driver import ChainDriver

@@ -8,7 +8,8 @@ from pathlib import Path
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
-from brokerflow.approvals.engine import mark_waiting, overdue_steps
+from brokerflow.approvals.decisions import mark_waiting
+from brokerflow.approvals.reminders import overdue_steps
 from brokerflow.archive.service import Archive
 from brokerflow.flows.reminders import approval_reminders
 from brokerflow.kernel.db import new_session

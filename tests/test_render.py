@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from brokerflow.archive.serials import DOCUMENT_TYPES
 from brokerflow.kernel.render import DocumentRenderer, cjk_font_families
+from brokerflow.kernel.vocabulary import DOCUMENT_TYPES
 from tests.conftest import pdf_text
 
 

@@ -9,7 +9,7 @@ from sqlmodel import select
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import User, UserRole
-from brokerflow.kernel.roster import verify_secret
+from brokerflow.kernel.passwords import verify_secret
 from tests.conftest import ROSTER_CSV
 
 HEADER = "user_id,name,roles,branch,team,supervisor_id,secret\n"

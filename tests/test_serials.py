@@ -31,7 +31,7 @@ def test_parse_rejects_what_is_not_a_serial(bad: str) -> None:
 
 def test_numbers_are_bounded() -> None:
     assert format_serial("SZ01", "EXT", 2026, 999_999).endswith("-999999")
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput, match="outside 1..999999"):  # in the error tree (exit 2)
         format_serial("SZ01", "EXT", 2026, 1_000_000)
 
 

@@ -8,7 +8,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS, Month
+from brokerflow.kernel.calendar import Month
+from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS
 
 
 def write_sample_export(directory: Path, *, month: str, cms: int = 36, seed: int = 7) -> Path:

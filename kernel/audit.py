@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session, col, select
 
-from brokerflow.kernel.models import AuditEvent, AuditHead, utcnow
+from brokerflow.kernel.calendar import utcnow
+from brokerflow.kernel.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
 

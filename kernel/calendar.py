@@ -1,0 +1,60 @@
+"""Months and moments: ``Month`` (YYYY-MM), month ends in the branch's time zone, and UTC
+datetimes that always carry their zone.  Pure (no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, with the zone attached."""
+    return datetime.now(UTC)
+
+
+def as_utc(at: datetime) -> datetime:
+    """``at`` in UTC; a naive value is taken to be UTC already."""
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def local_minute(at: datetime, zone: ZoneInfo) -> str:
+    """``at`` as a person in ``zone`` reads it: ``2026-11-24 14:05``."""
+    return as_utc(at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """``2026-10`` → Month(2026, 10); ValueError for anything else."""
+        parts = text.split("-")
+        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2:
+            raise ValueError(text)
+        year, month = int(parts[0]), int(parts[1])
+        if not 1 <= month <= 12:
+            raise ValueError(text)
+        return cls(year, month)
+
+    def minus(self, months: int) -> Month:
+        index = self.year * 12 + (self.month - 1) - months
+        return Month(index // 12, index % 12 + 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+def month_end(month: str | Month, zone: ZoneInfo) -> datetime:
+    """The instant ``month`` ends in ``zone`` (the first moment of the next month), in UTC."""
+    m = month if isinstance(month, Month) else Month.parse(month)
+    following = m.minus(-1)
+    return datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC)
+
+
+def previous_month(now: datetime, zone: ZoneInfo) -> str:
+    """The month before the one ``now`` falls in, in ``zone``."""
+    local = as_utc(now).astimezone(zone)
+    return str(Month(local.year, local.month).minus(1))
