@@ -130,7 +130,7 @@ def run_demo(*, auto_approve: bool, export: Path | None) -> int:
 
 
 def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]]]:
-    from brokerflow.app.cli import start_deployment
+    from brokerflow.app.runs import start_deployment
     from brokerflow.app.sample.crm import write_sample_export
     from brokerflow.app.stack import ensure_roster
     from brokerflow.approvals.attributions import preregister

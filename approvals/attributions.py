@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import as_utc, utcnow
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
+from brokerflow.kernel.idnumbers import (
+    InvalidIdNumber,
+    keyed_hash,
+    mask_last4,
+    validate_id_number,
+)
 from brokerflow.kernel.models import Attribution, ClientIdentity, User
 
 LIVE = ("pending", "conflict", "effective")
@@ -181,3 +186,46 @@ def effective_attributions(session: Session, *, branch: str) -> EffectiveAttribu
     malicious = frozenset(i.client_id for i in session.exec(select(ClientIdentity).where(
         ClientIdentity.malicious == True)) if i.client_id)  # noqa: E712
     return EffectiveAttributions({k: tuple(v) for k, v in spans.items()}, malicious)
+
+
+def attribution_record(session: Session, attribution: Attribution) -> dict[str, object]:
+    """An attribution as the command line shows it: the client's ID number masked."""
+    identity = session.get(ClientIdentity, attribution.id_hash)
+    return {
+        "id": attribution.id, "client_id": attribution.client_id,
+        "client_name": identity.name if identity else "",
+        "id_number": mask_last4(identity.id_last4) if identity else "",
+        "malicious": bool(identity and identity.malicious),
+        "cm_id": attribution.cm_id, "branch": attribution.branch, "team": attribution.team,
+        "status": attribution.status, "asset_size": attribution.asset_size,
+        "conflict_with": attribution.conflict_with, "resolution": attribution.resolution,
+        "confirmation_serial": attribution.confirmation_serial,
+        "created_at": attribution.created_at.isoformat(),
+        "effective_at": attribution.effective_at.isoformat() if attribution.effective_at
+        else None,
+        "ended_at": attribution.ended_at.isoformat() if attribution.ended_at else None,
+    }
+
+
+def find_attributions(session: Session, *, client_id: str | None = None,
+                      cm_id: str | None = None, status: str | None = None,
+                      effective_between: tuple[datetime, datetime] | None = None
+                      ) -> list[Attribution]:
+    """Attributions by account number (or ``#id`` given as digits), CM, status, and the
+    window their attribution became effective in, ordered by id."""
+    query = select(Attribution)
+    if client_id is not None:
+        matches = col(Attribution.client_id) == client_id
+        if client_id.isdigit():
+            matches = or_(matches, col(Attribution.id) == int(client_id))
+        query = query.where(matches)
+    if cm_id:
+        query = query.where(Attribution.cm_id == cm_id)
+    if status:
+        query = query.where(Attribution.status == status)
+    rows = list(session.exec(query.order_by(col(Attribution.id))))
+    if effective_between is not None:
+        start, end = effective_between
+        rows = [a for a in rows if a.effective_at is not None
+                and start <= as_utc(a.effective_at) < end]
+    return rows

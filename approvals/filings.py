@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlmodel import Session, col, select
 
+from brokerflow.approvals.chain import FILING_CHAIN, Decision, Waiting, progress
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView, check_branch
-from brokerflow.kernel.models import Filing
+from brokerflow.kernel.models import Filing, WaitingStep
+from brokerflow.kernel.vocabulary import FilingStatus
 
 #: Subjects that must be filed (seed 002 第四条): plan, recruitment, assessment, team pay rules.
 FILING_KINDS = {
@@ -81,3 +84,30 @@ def list_filings(session: Session, *, branch: str | None = None,
 
 def touch(filing: Filing) -> None:
     filing.updated_at = utcnow()
+
+
+def status_report(filing: Filing, decisions: list[Decision],
+                  waiting: WaitingStep | None) -> dict[str, Any]:
+    """Where a filing stands, as ``filing status`` shows it (pure; the run is added by the
+    caller)."""
+    state = progress(FILING_CHAIN, decisions)
+    waiting_on: dict[str, Any] | None = None
+    if isinstance(state, Waiting) and filing.status == FilingStatus.WAITING:
+        waiting_on = {"step": state.step.name, "label": state.step.label,
+                      "may_sign": state.may_sign}
+    elif filing.status == FilingStatus.RETURNED:
+        waiting_on = {"step": "resubmit", "label": "退回：提交人修改后重新提交或撤回",
+                      "may_sign": (filing.submitter_id,)}
+    elif filing.status == FilingStatus.WAITING:
+        waiting_on = {"step": "finish", "label": "all signatures in; the result document "
+                      "(FOP) is not archived yet", "may_sign": ()}
+    return {
+        "id": filing.id, "branch": filing.branch, "kind": filing.kind,
+        "subject": filing.subject, "submitter": filing.submitter_id,
+        "revision": filing.revision, "status": filing.status,
+        "request_serial": filing.current_serial, "result_serial": filing.result_serial,
+        "flow_run_id": filing.flow_run_id,
+        "waiting_on": waiting_on,
+        "last_refusal": waiting.last_refusal if waiting else "",
+        "decisions": [d.__dict__ | {"departments": list(d.departments)} for d in decisions],
+    }

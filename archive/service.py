@@ -16,22 +16,22 @@
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import urllib3
 from minio.error import S3Error
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
 
 from brokerflow.archive import index
 from brokerflow.archive.access import DocumentScope, decide_read, readable_scope
 from brokerflow.archive.serials import Serial, parse_serial
-from brokerflow.archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
+from brokerflow.archive.store import ObjectInfo, ObjectStore, StoredObject
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import (
@@ -46,12 +46,14 @@ from brokerflow.kernel.failpoints import failpoint
 from brokerflow.kernel.identity import UserView, check_branch
 from brokerflow.kernel.models import (
     ArchiveEntry,
-    SerialCounter,
     SerialRecord,
     User,
 )
 from brokerflow.kernel.roster import authenticate, subordinate_ids
 from brokerflow.kernel.settings import Settings
+
+if TYPE_CHECKING:
+    from brokerflow.archive.integrity import RebuildReport, VerifyReport
 from brokerflow.kernel.vocabulary import SerialStatus, check_doc_type
 
 MAX_SUBJECT_LENGTH = 200
@@ -92,24 +94,6 @@ class PutResult:
     sha256: str
 
 
-@dataclass
-class VerifyReport:
-    checked: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass
-class RebuildReport:
-    indexed: int = 0
-    voided_gaps: int = 0
-    voided_duplicates: int = 0  # objects under an earlier serial of the same document
-    skipped: list[str] = field(default_factory=list)
-
-
 def is_document_key(key: str) -> bool:
     """Whether ``key`` has the archive's layout ``<branch>/<type>/<yyyy>/<serial>.pdf``."""
     name = key.rsplit("/", 1)[-1]
@@ -119,6 +103,23 @@ def is_document_key(key: str) -> bool:
         return parse_serial(name[:-4]).object_key == key
     except BadInput:
         return False
+
+
+def entry_from_metadata(key: str, info: ObjectInfo) -> ArchiveEntry:
+    """The index row an object's metadata describes (KeyError/ValueError when incomplete)."""
+    meta = info.metadata
+    serial = parse_serial(meta["serial"])
+    if serial.object_key != key:
+        raise ValueError(f"serial {serial} does not belong at {key}")
+    return ArchiveEntry(
+        serial=str(serial), branch=meta["branch"], doc_type=meta["type"], year=serial.year,
+        number=serial.number, subject=meta["subject"], subject_key=meta["subject-key"],
+        revision=int(meta["revision"]), cm_id=meta.get("cm") or None,
+        team=meta.get("team", ""), month=meta["month"], sha256=meta["sha256"],
+        size=info.size, created_by=meta.get("created-by", ""),
+        created_at=datetime.fromisoformat(meta["created-at"]), object_key=key,
+        version_id=info.version_id,
+    )
 
 
 def validate_month(month: str, *, column: str = "--month") -> str:
@@ -368,7 +369,7 @@ class Archive:
         if not versions:
             return None
         try:
-            entry = self._entry_from_metadata(key, self.store.stat(
+            entry = entry_from_metadata(key, self.store.stat(
                 key, version_id=versions[-1].version_id))
         except (KeyError, ValueError, NotFound):
             return None
@@ -446,6 +447,22 @@ class Archive:
                   reason=f"{len(visible)} of {scanned} matches visible")
         return visible
 
+    # ------------------------------------------------------------------ integrity
+
+    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
+        """Re-hash every indexed object; account for every serial and object
+        (``brokerflow.archive.integrity``)."""
+        from brokerflow.archive.integrity import verify
+
+        return verify(self, progress=progress)
+
+    def rebuild_index(self, *, progress: Callable[[int], None] | None = None
+                      ) -> RebuildReport:
+        """Recreate index, serial records and counters from the bucket alone."""
+        from brokerflow.archive.integrity import rebuild_index
+
+        return rebuild_index(self, progress=progress)
+
     def presigned_url(self, serial: str, *, days: int = 7) -> str:
         """A time-limited link to the PDF for form descriptions ('' when none can be made)."""
         if not serial:
@@ -457,170 +474,6 @@ class Archive:
             return ""
 
     # ------------------------------------------------------------------ integrity
-
-    def verify(self) -> VerifyReport:
-        """Re-hash every indexed object and account for every serial and every object.
-
-        Reported: a missing or altered object, more than one version under one serial (a late
-        duplicate upload or an overwrite), an object the index does not know (with what the
-        serial's record says: voided before its upload arrived, or still reserved), and
-        numbers neither stored nor void.
-        """
-        report = VerifyReport()
-        with new_session(self.engine) as session:
-            entries = list(session.exec(select(ArchiveEntry).order_by(ArchiveEntry.serial)))
-            records = {r.serial: r for r in session.exec(select(SerialRecord))}
-            counters = list(session.exec(select(SerialCounter)))
-        versions: dict[str, list[ObjectVersion]] = defaultdict(list)
-        for version in self.store.versions():
-            if is_document_key(version.key):  # other data (e.g. crm/ exports) is not archive
-                versions[version.key].append(version)
-        indexed_keys = {e.object_key for e in entries}
-        for entry in entries:
-            report.checked += 1
-            self._verify_entry(entry, versions.get(entry.object_key, []), report)
-        for key in sorted(set(versions) - indexed_keys):
-            serial = key.rsplit("/", 1)[-1].removesuffix(".pdf")
-            record = records.get(serial)
-            if record is not None and record.status == SerialStatus.VOID:
-                report.problems.append(f"{key}: object arrived after its serial was voided "
-                                       f"({record.reason})")
-            elif record is not None:
-                report.problems.append(f"{key}: object stored but not indexed; the serial is "
-                                       "still reserved (an interrupted archive)")
-            else:
-                report.problems.append(f"{key}: object in the bucket but not in the index")
-        numbers: dict[tuple[str, str, int], set[int]] = defaultdict(set)
-        for record in records.values():
-            numbers[(record.branch, record.doc_type, record.year)].add(record.number)
-            if record.status == SerialStatus.RESERVED:
-                report.problems.append(f"{record.serial}: allocated but neither stored nor void")
-        for counter in counters:
-            have = numbers[(counter.branch, counter.doc_type, counter.year)]
-            missing = set(range(1, counter.last_number + 1)) - have
-            if missing:
-                report.problems.append(
-                    f"{counter.branch}-{counter.doc_type}-{counter.year}: numbers "
-                    f"{sorted(missing)[:10]} are not accounted for"
-                )
-        return report
-
-    def _verify_entry(self, entry: ArchiveEntry, versions: list[ObjectVersion],
-                      report: VerifyReport) -> None:
-        try:
-            data = self.store.get(entry.object_key, version_id=entry.version_id)
-        except NotFound:
-            report.problems.append(f"{entry.serial}: object {entry.object_key} is missing")
-            return
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
-            report.problems.append(f"{entry.serial}: indexed version does not match its SHA-256")
-        others = [v for v in versions if v.version_id != entry.version_id]
-        if not others:
-            return
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        same = sum(1 for v in others if v.etag == md5)
-        kinds = ", ".join(part for part in (f"{same} more with the same bytes" if same else "",
-                                            f"{len(others) - same} with different content"
-                                            if len(others) > same else "") if part)
-        latest = versions[0]
-        if latest.version_id != entry.version_id:
-            report.problems.append(
-                f"{entry.serial}: a newer, unindexed version {latest.version_id} exists "
-                f"({'same content' if latest.etag == md5 else 'different content'}); "
-                f"{len(versions)} versions under one serial ({kinds})")
-        else:
-            report.problems.append(
-                f"{entry.serial}: {len(versions)} versions under one serial ({kinds})")
-
-    def rebuild_index(self) -> RebuildReport:
-        """Recreate index, serial records and counters from the bucket's metadata alone.
-
-        For each key the oldest version is the archived document (later versions are late
-        duplicates or overwrites, which ``verify`` reports).  When objects under several
-        serials claim the same document (type, subject key, revision) -- an upload that
-        arrived after its serial was voided and the document was stored again -- the highest
-        number is the document and the others become void records.  Numbers with no object
-        become void records.
-        """
-        report = RebuildReport()
-        oldest: dict[str, str] = {}
-        for version in self.store.versions():
-            if is_document_key(version.key):
-                oldest[version.key] = version.version_id  # listing is newest first per key
-        documents: dict[tuple[str, str, int], list[ArchiveEntry]] = defaultdict(list)
-        for key, version_id in sorted(oldest.items()):
-            info = self.store.stat(key, version_id=version_id)
-            try:
-                entry = self._entry_from_metadata(key, info)
-            except (KeyError, ValueError, BrokerflowError) as exc:
-                report.skipped.append(f"{key}: metadata incomplete ({exc})")
-                continue
-            documents[(entry.doc_type, entry.subject_key, entry.revision)].append(entry)
-        entries: list[ArchiveEntry] = []
-        duplicates: list[tuple[ArchiveEntry, ArchiveEntry]] = []
-        for claims in documents.values():
-            claims.sort(key=lambda e: (e.year, e.number))
-            entries.append(claims[-1])
-            duplicates += [(earlier, claims[-1]) for earlier in claims[:-1]]
-        with new_session(self.engine) as session:
-            session.execute(delete(ArchiveEntry))
-            session.execute(delete(SerialRecord))
-            session.execute(delete(SerialCounter))
-            highest: dict[tuple[str, str, int], int] = defaultdict(int)
-            used: dict[tuple[str, str, int], set[int]] = defaultdict(set)
-            for entry in entries:
-                group = (entry.branch, entry.doc_type, entry.year)
-                highest[group] = max(highest[group], entry.number)
-                used[group].add(entry.number)
-                session.add(SerialRecord(
-                    serial=entry.serial, branch=entry.branch, doc_type=entry.doc_type,
-                    year=entry.year, number=entry.number, subject_key=entry.subject_key,
-                    revision=entry.revision, status=SerialStatus.STORED,
-                    allocated_at=entry.created_at, settled_at=entry.created_at,
-                ))
-                session.add(entry)
-            for earlier, kept in duplicates:
-                group = (earlier.branch, earlier.doc_type, earlier.year)
-                highest[group] = max(highest[group], earlier.number)
-                used[group].add(earlier.number)
-                session.add(SerialRecord(
-                    serial=earlier.serial, branch=earlier.branch, doc_type=earlier.doc_type,
-                    year=earlier.year, number=earlier.number,
-                    subject_key=f"void:{earlier.serial}", status=SerialStatus.VOID,
-                    reason=f"rebuilt from bucket: the same document is stored as {kept.serial} "
-                           "(this upload arrived after its serial was voided)",
-                ))
-                report.voided_duplicates += 1
-            for (branch, doc_type, year), last in highest.items():
-                session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
-                                          last_number=last))
-                for number in sorted(set(range(1, last + 1)) - used[(branch, doc_type, year)]):
-                    serial = Serial(branch, doc_type, year, number)
-                    session.add(SerialRecord(
-                        serial=str(serial), branch=branch, doc_type=doc_type, year=year,
-                        number=number, subject_key=f"void:{serial}", status=SerialStatus.VOID,
-                        reason="rebuilt from bucket: no object under this number",
-                    ))
-                    report.voided_gaps += 1
-            session.commit()
-        report.indexed = len(entries)
-        return report
-
-    def _entry_from_metadata(self, key: str, info: ObjectInfo) -> ArchiveEntry:
-        meta = info.metadata
-        serial = parse_serial(meta["serial"])
-        if serial.object_key != key:
-            raise ValueError(f"serial {serial} does not belong at {key}")
-        return ArchiveEntry(
-            serial=str(serial), branch=meta["branch"], doc_type=meta["type"], year=serial.year,
-            number=serial.number, subject=meta["subject"], subject_key=meta["subject-key"],
-            revision=int(meta["revision"]), cm_id=meta.get("cm") or None,
-            team=meta.get("team", ""), month=meta["month"], sha256=meta["sha256"],
-            size=info.size, created_by=meta.get("created-by", ""),
-            created_at=datetime.fromisoformat(meta["created-at"]), object_key=key,
-            version_id=info.version_id,
-        )
-
 
 def open_archive(settings: Settings, engine: Engine | None = None, *,
                  prepare_bucket: bool = True) -> Archive:

@@ -22,7 +22,7 @@ Prefect server in a subprocess, SQLite).
       poll_interval=10, Prefect's default.
   (b) suspend mode: the ``filing-chain/filing-chain`` deployment served by a ``brokerflow
       serve`` child (cwd = repo).  Runs are created with
-      ``brokerflow.app.cli.start_deployment``.  First with PREFECT_RUNNER_POLL_FREQUENCY=1 (a full
+      ``brokerflow.app.runs.start_deployment``.  First with PREFECT_RUNNER_POLL_FREQUENCY=1 (a full
       chain), then with the default (10; a short chain).  The deployment is deleted between
       the two serve processes so that registration by the second one can be seen.  ``serve``
       starts each run's process from its preloaded forkserver; run the script with
@@ -73,7 +73,7 @@ from prefect.flow_runs import resume_flow_run  # noqa: E402
 from prefect.input import keyset_from_paused_state  # noqa: E402
 
 import brokerflow.flows.filing as filing_module  # noqa: E402
-from brokerflow.app.cli import start_deployment  # noqa: E402
+from brokerflow.app.runs import start_deployment  # noqa: E402
 from brokerflow.app.s3server import MotoS3Server  # noqa: E402
 from brokerflow.approvals.filings import create_filing  # noqa: E402
 from brokerflow.archive.service import Archive, open_archive  # noqa: E402

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.models import AuditEvent, AuditHead
@@ -74,6 +74,11 @@ def append_audit(
     head.last_id, head.last_hash, head.count = event.id, event.hash, head.count + 1
     session.add(head)
     return event
+
+
+def audit_rows(session: Session) -> int:
+    """How many rows the audit log holds."""
+    return int(session.exec(select(func.count()).select_from(AuditEvent)).one())
 
 
 def verify_audit(session: Session) -> list[str]:

@@ -48,6 +48,13 @@ class UserView:
         return not self.roles.isdisjoint(roles)
 
 
+def may_audit(user: UserView) -> str | None:
+    """None when ``user`` may verify and rebuild the archive and audit log; else why not."""
+    if user.is_head_office or ADMIN_ROLE in user.roles:
+        return None
+    return "needs head office or role admin"
+
+
 def check_branch(branch: str, *, column: str = "--branch") -> str:
     """``branch`` when it is a branch code like ``SZ01``; BadInput naming ``column`` else."""
     if not BRANCH_PATTERN.match(branch):

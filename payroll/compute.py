@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -129,19 +128,3 @@ def write_xlsx(result: PayrollResult, path: Path) -> None:
     for name in ("gross", "risk_fund_withheld", "net_pay"):
         sheet.cell(row=last, column=LINE_FIELDS.index(name) + 2, value=f"{totals[name]:.2f}")
     workbook.save(path)
-
-
-class StderrProgress:
-    """A progress line on stderr for inputs over 100,000 rows."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, row: int) -> None:
-        sys.stderr.write(f"\rclients: {row - 1:,} rows read")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")

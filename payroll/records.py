@@ -10,8 +10,10 @@ from decimal import Decimal
 
 from sqlmodel import Session, col, delete, select
 
+from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import Month, utcnow
 from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
@@ -96,3 +98,28 @@ def set_status(session: Session, *, run: PayrollRun, status: str) -> None:
     run.status = status
     run.updated_at = utcnow()
     session.add(run)
+
+
+def reopen_refusal(actor: UserView, *, branch: str) -> str | None:
+    """None when ``actor`` may reopen a closed month of ``branch`` (its branch manager, seed
+    002 第十五条); else why not.  Pure."""
+    if "branch_manager" in actor.roles and actor.branch == branch:
+        return None
+    return "only the branch's branch manager may reopen a closed month"
+
+
+def reopen_month(session: Session, *, branch: str, month: str, actor: UserView,
+                 reason: str) -> PayrollRun:
+    """Reopen a closed month for correction, audited (caller commits; permission checked by
+    the caller with ``reopen_refusal``, so that it can log a refusal)."""
+    if not reason.strip():
+        raise BadInput("a reason is required", column="--reason")
+    run = latest_run(session, branch=branch, month=month)
+    if run is None or run.status != "closed":
+        raise BadInput(f"{branch} {month} is not closed "
+                       f"({run.status if run else 'never computed'})", column="--month")
+    set_status(session, run=run, status="reopened")
+    append_audit(session, actor_id=actor.user_id, action="payroll-reopened",
+                 request_key=f"payroll:{branch}:{month}",
+                 details={"revision": run.revision, "reason": reason.strip()})
+    return run

@@ -16,7 +16,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
-from brokerflow.app.cli import start_deployment
+from brokerflow.app.runs import start_deployment
 from brokerflow.approvals.filings import request_key
 from brokerflow.approvals.waiting import FORM_KEY_PREFIXES, is_form_answer_key
 from brokerflow.archive.service import Archive

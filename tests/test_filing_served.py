@@ -17,7 +17,7 @@ from prefect.flow_runs import resume_flow_run
 from prefect.input import keyset_from_paused_state
 from sqlmodel import select
 
-from brokerflow.app.cli import start_deployment
+from brokerflow.app.runs import start_deployment
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing

@@ -1,0 +1,60 @@
+"""The ``brokerflow`` command line (SPEC §6.1), on Typer: one module per command group, thin
+handlers that call the domains.
+
+Exit codes: 0 success, 2 bad input (names file, row, column), 3 authentication failed or
+access denied (logged), 4 not found, 5 storage failure, 6 the database needs a migration
+start cannot make, 1 anything else (a verify that found problems, a form not recorded in time).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from typer.exceptions import TyperException
+
+from brokerflow.app.cli import (
+    archive,
+    attribution,
+    audit,
+    documents,
+    filing,
+    payroll,
+    roster,
+    stack,
+)
+from brokerflow.kernel.errors import BrokerflowError
+
+app = typer.Typer(name="brokerflow", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Approval workflows and a serial-numbered document archive for "
+                       "brokerage branch offices.")
+app.add_typer(roster.app, name="roster", help="the roster of users")
+app.add_typer(archive.app, name="archive", help="the document archive")
+app.add_typer(audit.app, name="audit", help="the hash-chained audit log")
+app.add_typer(filing.app, name="filing", help="filing requests (报批)")
+app.add_typer(payroll.app, name="payroll", help="monthly customer-manager payroll")
+app.add_typer(attribution.app, name="attribution", help="client attribution (客户归属确认)")
+documents.register(app)
+stack.register(app)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; its exit code (errors are reported, never a traceback)."""
+    try:
+        result = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="brokerflow",
+                     standalone_mode=False)
+    except BrokerflowError as exc:
+        print(f"brokerflow: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return 130
+    except TyperException as exc:  # usage errors: Typer prints them, exit 2
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        return int(getattr(exc, "exit_code", 2))
+    return int(result or 0)

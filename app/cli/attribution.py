@@ -1,0 +1,115 @@
+"""``brokerflow attribution``: preregister, show, list, flag-malicious (客户归属确认, SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.runs import run_report, start_deployment
+from brokerflow.approvals.access import attribution_readable
+from brokerflow.approvals.attributions import (
+    attribution_record,
+    find_attributions,
+    flag_malicious,
+    preregister,
+)
+from brokerflow.kernel.calendar import Month, month_end
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.identity import UserView
+from brokerflow.kernel.models import Attribution
+from brokerflow.kernel.vocabulary import AttributionStatus
+
+app = typer.Typer(no_args_is_help=True)
+FINAL = (AttributionStatus.EFFECTIVE, AttributionStatus.ENDED, AttributionStatus.REJECTED,
+         AttributionStatus.RETURNED)
+
+
+def _visible(actor: UserView, attribution: Attribution) -> bool:
+    return attribution_readable(actor, branch=attribution.branch, team=attribution.team,
+                                cm_id=attribution.cm_id)
+
+
+@app.command("preregister", help="预约登记 (back-office support)")
+def preregister_client(
+    cm: Annotated[str, typer.Option()],
+    client_name: Annotated[str, typer.Option()],
+    id_number: Annotated[str, typer.Option(
+        help="18-digit resident ID; stored only as a keyed hash + last 4")],
+    asset_size: Annotated[str, typer.Option()],
+    no_start: Annotated[bool, typer.Option(
+        "--no-start", help="only record it; do not start the verification on Prefect")] = False,
+    as_user: AsUser = None,
+) -> None:
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    with new_session(archive.engine) as session:
+        attribution = preregister(session, registrar=actor, cm_id=cm, client_name=client_name,
+                                  id_number=id_number, asset_size=asset_size,
+                                  hash_key=archive.settings.secret_key)
+        session.commit()
+    note = (f" — CONFLICT with attribution #{attribution.conflict_with}: the trading dept "
+            "manager must resolve it" if attribution.status == "conflict" else "")
+    print(f"attribution {attribution.id} {attribution.status}{note}")
+    if not no_start:
+        run = start_deployment("client-attribution/client-attribution",
+                               {"attribution_id": attribution.id})
+        print(f"flow run {run}")
+
+
+@app.command("show", help="a client's attributions (by account, or #id)")
+def show(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+         as_user: AsUser = None) -> None:
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    with new_session(archive.engine) as session:
+        rows = [a for a in find_attributions(session, client_id=client_id) if _visible(actor, a)]
+        data = [attribution_record(session, a) for a in rows]
+    if not data:
+        raise BrokerflowError(f"no attribution of {client_id} that you may see")
+    for shown, row in zip(data, rows, strict=True):
+        if row.status not in FINAL:
+            shown["run"] = run_report(archive.engine, archive.settings, row.flow_run_id)
+    print_json(data)
+
+
+@app.command("list", help="attributions")
+def listing(
+    cm: Annotated[str | None, typer.Option()] = None,
+    month: Annotated[str | None, typer.Option(help="effective in YYYY-MM")] = None,
+    state: Annotated[str | None, typer.Option("--status")] = None,
+    output: Annotated[Format, typer.Option("--format")] = Format.text,
+    as_user: AsUser = None,
+) -> None:
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    window = None
+    if month:
+        try:
+            window = (month_end(Month.parse(month).minus(1), archive.zone),
+                      month_end(month, archive.zone))
+        except ValueError:
+            raise BadInput("month must be YYYY-MM", column="--month") from None
+    with new_session(archive.engine) as session:
+        rows = [a for a in find_attributions(session, cm_id=cm, status=state,
+                                             effective_between=window) if _visible(actor, a)]
+        data = [attribution_record(session, a) for a in rows]
+    if output == Format.json:
+        print_json(data)
+        return
+    for a in data:
+        print(f"{a['id']}\t{a['status']}\t{a['cm_id']}\t{a['client_id'] or '-'}\t"
+              f"{a['client_name']}\t{a['id_number']}")
+
+
+@app.command("flag-malicious", help="恶意开户: the client never counts (trading manager)")
+def flag(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
+         reason: Annotated[str, typer.Option()], as_user: AsUser = None) -> None:
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    with new_session(archive.engine) as session:
+        flag_malicious(session, client_id=client_id, reason=reason, actor=actor)
+        session.commit()
+    print(f"client {client_id} flagged as a malicious account opening; it never counts")

@@ -1,0 +1,102 @@
+"""``brokerflow payroll``: compute (pure), close (the monthly closing), reopen."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from brokerflow.app.cli._common import AsUser, signed_in, the_archive
+from brokerflow.app.cli._progress import counting
+from brokerflow.app.runs import start_deployment
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BadInput
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class ResultFormat(StrEnum):
+    json = "json"
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+@app.command("compute", help="compute a month's payroll (no server needed)")
+def compute(
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    data: Annotated[Path, typer.Option(
+        metavar="DIR", help="directory with staff.csv, clients.csv (or .xlsx), state.json")],
+    policy: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="policy TOML (default: the packaged default policy)")] = None,
+    output: Annotated[ResultFormat, typer.Option("--format")] = ResultFormat.json,
+    out: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="write here instead of stdout")] = None,
+) -> None:
+    """Pure computation: no server, no database; prints the result (SPEC §6.3)."""
+    from brokerflow.payroll.compute import (
+        compute_from_directory,
+        result_csv,
+        result_json,
+        write_xlsx,
+    )
+    from brokerflow.payroll.policy import DEFAULT_POLICY
+
+    if output == ResultFormat.xlsx and out is None:
+        raise BadInput("--format xlsx needs --out FILE", column="--out")
+    with counting("client rows read") as progress:
+        result = compute_from_directory(month=month, data_dir=data,
+                                        policy=policy or DEFAULT_POLICY, progress=progress)
+    if output == ResultFormat.xlsx:
+        assert out is not None
+        write_xlsx(result, out)
+        print(f"wrote {out} ({len(result.lines)} lines)")
+        return
+    text = (json.dumps(result_json(result), ensure_ascii=False, indent=2) + "\n"
+            if output == ResultFormat.json else result_csv(result))
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@app.command("close", help="start the monthly closing (sign-off) on Prefect")
+def close(
+    branch: Annotated[str, typer.Option()],
+    month: Annotated[str, typer.Option(help="YYYY-MM")],
+    data: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="CRM export directory (default: crm/<branch>/<YYYY-MM>/ in the "
+        "bucket)")] = None,
+    policy: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
+) -> None:
+    """Start the monthly-closing deployment for a branch and month."""
+    parameters: dict[str, Any] = {"branch": branch, "month": month}
+    if data is not None:
+        parameters["data_dir"] = str(data.resolve())
+    if policy is not None:
+        parameters["policy"] = str(policy.resolve())
+    print(f"flow run {start_deployment('monthly-closing/monthly-closing', parameters)}")
+
+
+@app.command("reopen", help="reopen a closed month for correction (branch manager)")
+def reopen(branch: Annotated[str, typer.Option()],
+           month: Annotated[str, typer.Option(help="YYYY-MM")],
+           reason: Annotated[str, typer.Option()], as_user: AsUser = None) -> None:
+    """A closed month may be corrected only after the branch manager reopens it (audited)."""
+    from brokerflow.payroll.records import reopen_month, reopen_refusal
+
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    if not reason.strip():
+        raise BadInput("a reason is required", column="--reason")
+    refusal = reopen_refusal(actor, branch=branch)
+    if refusal is not None:
+        raise archive.deny(actor, "reopen", f"payroll {branch} {month}", refusal)
+    with new_session(archive.engine) as session:
+        run = reopen_month(session, branch=branch, month=month, actor=actor, reason=reason)
+        session.commit()
+    print(f"{branch} {month} reopened; the next closing run computes revision "
+          f"{run.revision + 1}")

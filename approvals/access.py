@@ -1,0 +1,29 @@
+"""Who may see a request (a filing, a client attribution).  Pure rules; the caller logs a
+refusal.  Documents have their own rules in ``brokerflow.archive.access``."""
+
+from __future__ import annotations
+
+from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES, UserView
+
+#: Besides branch management, the staff who handle attributions at the counter.
+ATTRIBUTION_DESK_ROLES = frozenset({"backoffice", "counter_clerk"})
+
+
+def filing_readable(user: UserView, *, branch: str) -> str | None:
+    """None when ``user`` may see the filings of ``branch``; else why not."""
+    if user.is_head_office or user.branch == branch:
+        return None
+    return "not of the filing's branch"
+
+
+def attribution_readable(user: UserView, *, branch: str, team: str, cm_id: str) -> bool:
+    """Head office; the branch's management and desk; the team's leaders; the CM themself."""
+    if user.is_head_office:
+        return True
+    if user.branch != branch:
+        return False
+    if user.has_any(BRANCH_MANAGEMENT_ROLES | ATTRIBUTION_DESK_ROLES):
+        return True
+    if user.has_any(TEAM_LEADER_ROLES) and team == user.team:
+        return True
+    return cm_id == user.user_id

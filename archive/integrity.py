@@ -1,0 +1,198 @@
+"""Integrity of the archive: ``verify`` re-hashes what the index promises and accounts for
+every serial and every object; ``rebuild_index`` recreates the index from the bucket alone."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete
+from sqlmodel import select
+
+from brokerflow.archive.serials import Serial
+from brokerflow.archive.service import entry_from_metadata, is_document_key
+from brokerflow.archive.store import ObjectVersion
+from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BrokerflowError, NotFound
+from brokerflow.kernel.models import ArchiveEntry, SerialCounter, SerialRecord
+from brokerflow.kernel.vocabulary import SerialStatus
+
+if TYPE_CHECKING:
+    from brokerflow.archive.service import Archive
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class RebuildReport:
+    indexed: int = 0
+    voided_gaps: int = 0
+    voided_duplicates: int = 0  # objects under an earlier serial of the same document
+    skipped: list[str] = field(default_factory=list)
+
+
+def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
+       ) -> VerifyReport:
+    """Re-hash every indexed object and account for every serial and every object.
+
+    Reported: a missing or altered object, more than one version under one serial (a late
+    duplicate upload or an overwrite), an object the index does not know (with what the
+    serial's record says: voided before its upload arrived, or still reserved), and
+    numbers neither stored nor void.
+    """
+    report = VerifyReport()
+    with new_session(archive.engine) as session:
+        entries = list(session.exec(select(ArchiveEntry).order_by(ArchiveEntry.serial)))
+        records = {r.serial: r for r in session.exec(select(SerialRecord))}
+        counters = list(session.exec(select(SerialCounter)))
+    versions: dict[str, list[ObjectVersion]] = defaultdict(list)
+    for version in archive.store.versions():
+        if is_document_key(version.key):  # other data (e.g. crm/ exports) is not archive
+            versions[version.key].append(version)
+    indexed_keys = {e.object_key for e in entries}
+    for entry in entries:
+        report.checked += 1
+        _verify_entry(archive, entry, versions.get(entry.object_key, []), report)
+        if progress is not None:
+            progress(report.checked)
+    for key in sorted(set(versions) - indexed_keys):
+        serial = key.rsplit("/", 1)[-1].removesuffix(".pdf")
+        record = records.get(serial)
+        if record is not None and record.status == SerialStatus.VOID:
+            report.problems.append(f"{key}: object arrived after its serial was voided "
+                                   f"({record.reason})")
+        elif record is not None:
+            report.problems.append(f"{key}: object stored but not indexed; the serial is "
+                                   "still reserved (an interrupted archive)")
+        else:
+            report.problems.append(f"{key}: object in the bucket but not in the index")
+    numbers: dict[tuple[str, str, int], set[int]] = defaultdict(set)
+    for record in records.values():
+        numbers[(record.branch, record.doc_type, record.year)].add(record.number)
+        if record.status == SerialStatus.RESERVED:
+            report.problems.append(f"{record.serial}: allocated but neither stored nor void")
+    for counter in counters:
+        have = numbers[(counter.branch, counter.doc_type, counter.year)]
+        missing = set(range(1, counter.last_number + 1)) - have
+        if missing:
+            report.problems.append(
+                f"{counter.branch}-{counter.doc_type}-{counter.year}: numbers "
+                f"{sorted(missing)[:10]} are not accounted for"
+            )
+    return report
+
+def _verify_entry(archive: Archive, entry: ArchiveEntry, versions: list[ObjectVersion],
+              report: VerifyReport) -> None:
+    try:
+        data = archive.store.get(entry.object_key, version_id=entry.version_id)
+    except NotFound:
+        report.problems.append(f"{entry.serial}: object {entry.object_key} is missing")
+        return
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        report.problems.append(f"{entry.serial}: indexed version does not match its SHA-256")
+    others = [v for v in versions if v.version_id != entry.version_id]
+    if not others:
+        return
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    same = sum(1 for v in others if v.etag == md5)
+    kinds = ", ".join(part for part in (f"{same} more with the same bytes" if same else "",
+                                        f"{len(others) - same} with different content"
+                                        if len(others) > same else "") if part)
+    latest = versions[0]
+    if latest.version_id != entry.version_id:
+        report.problems.append(
+            f"{entry.serial}: a newer, unindexed version {latest.version_id} exists "
+            f"({'same content' if latest.etag == md5 else 'different content'}); "
+            f"{len(versions)} versions under one serial ({kinds})")
+    else:
+        report.problems.append(
+            f"{entry.serial}: {len(versions)} versions under one serial ({kinds})")
+
+def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = None
+              ) -> RebuildReport:
+    """Recreate index, serial records and counters from the bucket's metadata alone.
+
+    For each key the oldest version is the archived document (later versions are late
+    duplicates or overwrites, which ``verify`` reports).  When objects under several
+    serials claim the same document (type, subject key, revision) -- an upload that
+    arrived after its serial was voided and the document was stored again -- the highest
+    number is the document and the others become void records.  Numbers with no object
+    become void records.
+    """
+    report = RebuildReport()
+    oldest: dict[str, str] = {}
+    for version in archive.store.versions():
+        if is_document_key(version.key):
+            oldest[version.key] = version.version_id  # listing is newest first per key
+    documents: dict[tuple[str, str, int], list[ArchiveEntry]] = defaultdict(list)
+    for done, (key, version_id) in enumerate(sorted(oldest.items()), start=1):
+        info = archive.store.stat(key, version_id=version_id)
+        if progress is not None:
+            progress(done)
+        try:
+            entry = entry_from_metadata(key, info)
+        except (KeyError, ValueError, BrokerflowError) as exc:
+            report.skipped.append(f"{key}: metadata incomplete ({exc})")
+            continue
+        documents[(entry.doc_type, entry.subject_key, entry.revision)].append(entry)
+    entries: list[ArchiveEntry] = []
+    duplicates: list[tuple[ArchiveEntry, ArchiveEntry]] = []
+    for claims in documents.values():
+        claims.sort(key=lambda e: (e.year, e.number))
+        entries.append(claims[-1])
+        duplicates += [(earlier, claims[-1]) for earlier in claims[:-1]]
+    with new_session(archive.engine) as session:
+        session.execute(delete(ArchiveEntry))
+        session.execute(delete(SerialRecord))
+        session.execute(delete(SerialCounter))
+        highest: dict[tuple[str, str, int], int] = defaultdict(int)
+        used: dict[tuple[str, str, int], set[int]] = defaultdict(set)
+        for entry in entries:
+            group = (entry.branch, entry.doc_type, entry.year)
+            highest[group] = max(highest[group], entry.number)
+            used[group].add(entry.number)
+            session.add(SerialRecord(
+                serial=entry.serial, branch=entry.branch, doc_type=entry.doc_type,
+                year=entry.year, number=entry.number, subject_key=entry.subject_key,
+                revision=entry.revision, status=SerialStatus.STORED,
+                allocated_at=entry.created_at, settled_at=entry.created_at,
+            ))
+            session.add(entry)
+        for earlier, kept in duplicates:
+            group = (earlier.branch, earlier.doc_type, earlier.year)
+            highest[group] = max(highest[group], earlier.number)
+            used[group].add(earlier.number)
+            session.add(SerialRecord(
+                serial=earlier.serial, branch=earlier.branch, doc_type=earlier.doc_type,
+                year=earlier.year, number=earlier.number,
+                subject_key=f"void:{earlier.serial}", status=SerialStatus.VOID,
+                reason=f"rebuilt from bucket: the same document is stored as {kept.serial} "
+                       "(this upload arrived after its serial was voided)",
+            ))
+            report.voided_duplicates += 1
+        for (branch, doc_type, year), last in highest.items():
+            session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
+                                      last_number=last))
+            for number in sorted(set(range(1, last + 1)) - used[(branch, doc_type, year)]):
+                serial = Serial(branch, doc_type, year, number)
+                session.add(SerialRecord(
+                    serial=str(serial), branch=branch, doc_type=doc_type, year=year,
+                    number=number, subject_key=f"void:{serial}", status=SerialStatus.VOID,
+                    reason="rebuilt from bucket: no object under this number",
+                ))
+                report.voided_gaps += 1
+        session.commit()
+    report.indexed = len(entries)
+    return report
+
