@@ -61,10 +61,6 @@ class LeaseSnapshot:
     renewed_at: datetime
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def stranded_reason(
     run: RunSnapshot, lease: LeaseSnapshot | None, *, now: datetime, lease_seconds: float,
     host: str, pid_alive: Callable[[int], bool],
@@ -78,12 +74,12 @@ def stranded_reason(
         return f"its process crashed ({run.state_name})"
     if run.state_type not in ("PENDING", "RUNNING"):
         return None
-    since = _aware(run.state_since)
-    if lease is not None and _aware(lease.renewed_at) >= since:
+    since = run.state_since
+    if lease is not None and lease.renewed_at >= since:
         lease_host, _, pid = lease.holder.rpartition(":")
         if lease_host == host and pid.isdigit() and not pid_alive(int(pid)):
             return f"its process {lease.holder} is gone"
-        quiet = (now - _aware(lease.renewed_at)).total_seconds()
+        quiet = (now - lease.renewed_at).total_seconds()
         if quiet > lease_seconds:
             return f"its process {lease.holder} stopped renewing its lease {quiet:.0f} s ago"
         return None
@@ -165,7 +161,7 @@ def sweep(
                   for lease in session.exec(select(RunLease).where(
                       col(RunLease.flow_run_id).in_(ids)))}
         recent = [r.flow_run_id for r in session.exec(select(RunRecovery).where(
-            col(RunRecovery.flow_run_id).in_(ids))) if moment - _aware(r.at) < RECOVERY_WINDOW]
+            col(RunRecovery.flow_run_id).in_(ids))) if moment - r.at < RECOVERY_WINDOW]
     counts = Counter(recent)
     recovered = []
     host = socket.gethostname()
@@ -221,7 +217,7 @@ def recoveries_of(engine: Engine, flow_run_id: str) -> int:
     now = datetime.now(UTC)
     with new_session(engine) as session:
         rows = session.exec(select(RunRecovery).where(RunRecovery.flow_run_id == flow_run_id))
-        return sum(1 for r in rows if now - _aware(r.at) < RECOVERY_WINDOW)
+        return sum(1 for r in rows if now - r.at < RECOVERY_WINDOW)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from sqlmodel import Session, col, or_, select
 
 from brokerflow.kernel.audit import append_audit
-from brokerflow.kernel.calendar import as_utc, utcnow
+from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.idnumbers import (
@@ -182,7 +182,7 @@ def effective_attributions(session: Session, *, branch: str) -> EffectiveAttribu
             Attribution.branch == branch, col(Attribution.effective_at).is_not(None))):
         if a.client_id and a.effective_at is not None:
             spans.setdefault(a.client_id, []).append(
-                (a.cm_id, as_utc(a.effective_at), as_utc(a.ended_at) if a.ended_at else None))
+                (a.cm_id, a.effective_at, a.ended_at))
     malicious = frozenset(i.client_id for i in session.exec(select(ClientIdentity).where(
         ClientIdentity.malicious == True)) if i.client_id)  # noqa: E712
     return EffectiveAttributions({k: tuple(v) for k, v in spans.items()}, malicious)
@@ -227,5 +227,5 @@ def find_attributions(session: Session, *, client_id: str | None = None,
     if effective_between is not None:
         start, end = effective_between
         rows = [a for a in rows if a.effective_at is not None
-                and start <= as_utc(a.effective_at) < end]
+                and start <= a.effective_at < end]
     return rows

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from brokerflow.kernel.audit import append_audit
-from brokerflow.kernel.calendar import as_utc
 from brokerflow.kernel.models import Reminder, WaitingStep
 
 
@@ -31,11 +30,11 @@ def overdue_steps(
     last_reminded: dict[tuple[str, int, str], datetime] = {}
     for r in reminders:
         key = (r.request_key, r.revision, r.step)
-        at = as_utc(r.reminded_at)
+        at = r.reminded_at
         last_reminded[key] = max(at, last_reminded.get(key, at))
     found = []
     for w in waiting:
-        since = as_utc(w.since)
+        since = w.since
         if now - since < limit:
             continue
         previous = last_reminded.get((w.request_key, w.revision, w.step))

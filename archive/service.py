@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -351,10 +351,7 @@ class Archive:
         if owner is not None and record.owner == owner:
             indexed = self._index_landed(record)
             return indexed if indexed is not None else record
-        allocated = record.allocated_at
-        if allocated.tzinfo is None:  # SQLite drops the zone; we store UTC
-            allocated = allocated.replace(tzinfo=UTC)
-        age = (utcnow() - allocated).total_seconds()
+        age = (utcnow() - record.allocated_at).total_seconds()
         if age < self.settings.reservation_lease_seconds:
             raise StorageError(
                 f"{record.serial} is being archived for this subject right now "

@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/index_lookup_bench.py [--rows 1000000] [--lookups 10
                                                   [--prefix-lookups 200] [--keep DIR]
 
 Generates the rows with SQLAlchemy core bulk inserts (batches of 50k, a few transactions)
-into a fresh SQLite file made by brokerflow.kernel.db.make_engine + init_schema, then measures,
+into a fresh SQLite file made by brokerflow.kernel.db.make_engine + migrate, then measures,
 warm and in process, with a fresh Session per lookup (as archive.service does):
   * exact lookups through archive.index.search_entries(SearchFilter(serial=...));
   * exact lookups through session.get(ArchiveEntry, serial);
@@ -37,7 +37,7 @@ from sqlalchemy import event, func, insert, select  # noqa: E402
 
 from brokerflow.archive.index import SearchFilter, search_entries  # noqa: E402
 from brokerflow.archive.serials import SERIAL_PATTERN, parse_serial  # noqa: E402
-from brokerflow.kernel.db import init_schema, make_engine, new_session  # noqa: E402
+from brokerflow.kernel.db import make_engine, migrate, new_session  # noqa: E402
 from brokerflow.kernel.models import ArchiveEntry  # noqa: E402
 from brokerflow.kernel.vocabulary import DOCUMENT_TYPES  # noqa: E402
 
@@ -175,7 +175,7 @@ def main() -> None:
     load_start = load_now()
     try:
         engine = make_engine(f"sqlite:///{db_path}")
-        init_schema(engine)
+        migrate(engine)
         print(f"SQLite {sqlite3.sqlite_version}, DB {db_path}")
         print(f"generating {args.rows:,} rows ({len(BRANCHES)} branches x {len(TYPES)} types x "
               f"{len(YEARS)} years), batches of {BATCH:,}, "

@@ -7,7 +7,7 @@ from sqlmodel import col, select
 
 from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.flows.archive_document import archive_step
-from brokerflow.kernel.calendar import Month, as_utc, local_minute, month_end
+from brokerflow.kernel.calendar import Month, local_minute, month_end
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound
 from brokerflow.kernel.identity import UserView
@@ -35,7 +35,7 @@ def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> 
         actor: UserView | None = get_user_view(session, clerk_id) if clerk_id else None
     for attribution, identity in rows:
         assert attribution.effective_at is not None
-        at = as_utc(attribution.effective_at)
+        at = attribution.effective_at
         if start <= at < end:
             by_cm[attribution.cm_id].append({
                 "name": identity.name, "masked_id": mask_last4(identity.id_last4),

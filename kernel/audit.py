@@ -25,8 +25,6 @@ def canonical_content(
     *, at: datetime, actor_id: str, action: str, request_key: str, details: dict[str, Any]
 ) -> str:
     """The exact text that is hashed: sorted keys, no whitespace, UTF-8 kept."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
     return json.dumps(
         {"at": at.astimezone(UTC).isoformat(), "actor": actor_id, "action": action,
          "request": request_key, "details": details},
@@ -96,7 +94,7 @@ def verify_audit(session: Session) -> list[str]:
             problems.append(f"row {event.id}: content does not match its hash (edited)")
         try:
             data = json.loads(event.content)
-            at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+            at = event.at
             fields_match = (data["actor"] == event.actor_id and data["action"] == event.action
                             and data["request"] == event.request_key
                             and datetime.fromisoformat(data["at"]) == at)

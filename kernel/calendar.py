@@ -1,5 +1,8 @@
-"""Months and moments: ``Month`` (YYYY-MM), month ends in the branch's time zone, and UTC
-datetimes that always carry their zone.  Pure (no I/O)."""
+"""Months and moments: ``Month`` (YYYY-MM), month ends in the branch's time zone.  Pure.
+
+Every datetime brokerflow keeps carries its zone: stored in UTC and read back aware
+(SQLModel's ``UTCDateTime``: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL), shown in the branch's
+zone (``Settings.timezone``)."""
 
 from __future__ import annotations
 
@@ -13,14 +16,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(at: datetime) -> datetime:
-    """``at`` in UTC; a naive value is taken to be UTC already."""
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 def local_minute(at: datetime, zone: ZoneInfo) -> str:
     """``at`` as a person in ``zone`` reads it: ``2026-11-24 14:05``."""
-    return as_utc(at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass(frozen=True, order=True)
@@ -56,5 +54,5 @@ def month_end(month: str | Month, zone: ZoneInfo) -> datetime:
 
 def previous_month(now: datetime, zone: ZoneInfo) -> str:
     """The month before the one ``now`` falls in, in ``zone``."""
-    local = as_utc(now).astimezone(zone)
+    local = now.astimezone(zone)
     return str(Month(local.year, local.month).minus(1))

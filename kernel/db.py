@@ -1,4 +1,4 @@
-"""Database engine and schema.
+"""Database engine and schema (Alembic migrations, applied on start).
 
 SQLite (the default) is opened in WAL mode with a busy timeout, and every transaction begins
 ``IMMEDIATE`` so that concurrent writers queue instead of failing on lock upgrade.  Nothing
@@ -10,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, inspect
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, event, inspect
 from sqlmodel import Session, SQLModel, create_engine
 
 from brokerflow.kernel import models  # noqa: F401  (registers the tables)
@@ -49,59 +55,73 @@ def _make_sqlite_transactions_immediate(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def init_schema(engine: Engine) -> list[str]:
-    """Create every table that does not exist yet and add the columns a newer release added.
+#: The revision a database made by ``create_all`` before migrations existed is at: the
+#: first landed release, or the development schema that already had issue 9's tables.
+LEGACY_MARKERS = (("runlease", "0002"), ("user", "0001"))
+MIGRATION_LOCK_ID = 7_420_531  # a PostgreSQL advisory lock of brokerflow's own
 
-    Idempotent.  Only additive changes are made on start: a column missing from an existing
-    table is added when it may be NULL or has a default; anything else (a new NOT NULL column
-    without default, a changed type) stops with ``SchemaError`` naming table and column
-    instead of starting on a schema the code does not match.  Returns what it added.
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "brokerflow.kernel:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Bring the database to the code's schema; the revisions applied.
+
+    A new database gets every migration; one made before migrations existed (tables but no
+    ``alembic_version``) is first marked at the revision its tables show.  Then what the
+    code needs is checked: a table or column still missing (a database changed by hand, or
+    newer than this release) stops with ``SchemaError`` naming table and column, rather than
+    running on a schema the code does not match.
     """
-    SQLModel.metadata.create_all(engine)
-    return _add_missing_columns(engine)
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":  # one migrating process at a time
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
+        tables = set(inspect(connection).get_table_names())
+        before = MigrationContext.configure(connection).get_current_revision()
+        config = _alembic_config(connection)
+        script = ScriptDirectory.from_config(config)
+        head = script.get_current_head()
+        if before is not None and not _known(script, before):
+            raise SchemaError(f"the database is at schema revision {before}, which this "
+                              "release does not know: it was written by a newer brokerflow")
+        if before is None and tables:
+            before = next(rev for marker, rev in LEGACY_MARKERS if marker in tables)
+            command.stamp(config, before)
+        applied = [] if before == head else [
+            r.revision for r in script.iterate_revisions(head, before or "base")
+            if r.revision != before]
+        if applied:
+            command.upgrade(config, "head")
+        connection.commit()
+        _check_nothing_missing(connection)
+    return sorted(applied)
 
 
-def _add_missing_columns(engine: Engine) -> list[str]:
-    present = inspect(engine)
-    statements: list[str] = []
-    for table in SQLModel.metadata.sorted_tables:
-        existing = {c["name"] for c in present.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in existing:
-                continue
-            default = _literal_default(column)
-            if not column.nullable and default is None:
-                raise SchemaError(
-                    f"table {table.name} lacks column {column.name}, which may not be NULL and "
-                    "has no default: migrate this database by hand")
-            type_sql = column.type.compile(dialect=engine.dialect)
-            statements.append(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {type_sql}'
-                              + ("" if default is None else f" NOT NULL DEFAULT {default}"))
-    if statements:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.exec_driver_sql(statement)
-    return statements
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
 
 
-def _literal_default(column: Any) -> str | None:
-    """The column's scalar Python default as SQL, when it has a plain one."""
-    default = getattr(column.default, "arg", None)
-    if default is None or callable(default):
-        return None
-    if isinstance(default, bool):
-        return "TRUE" if default else "FALSE"
-    if isinstance(default, int | float):
-        return str(default)
-    if isinstance(default, str):
-        return "'" + default.replace("'", "''") + "'"
-    return None
+def _check_nothing_missing(connection: Connection) -> None:
+    for diff in compare_metadata(MigrationContext.configure(connection), SQLModel.metadata):
+        if isinstance(diff, tuple) and diff[0] == "add_table":
+            raise SchemaError(f"the database lacks table {diff[1].name}: migrate it by hand")
+        if isinstance(diff, tuple) and diff[0] == "add_column":
+            _, _, table, column = diff
+            raise SchemaError(f"table {table} lacks column {column.name}, which the migrations "
+                              "made: this database was changed by hand; restore it")
 
 
 def open_database(database_url: str) -> Engine:
-    """Engine with the schema in place."""
+    """Engine with the schema migrated to the code's (``migrate``)."""
     engine = make_engine(database_url)
-    init_schema(engine)
+    migrate(engine)
     return engine
 
 
