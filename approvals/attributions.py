@@ -26,8 +26,9 @@ from brokerflow.kernel.idnumbers import (
     validate_id_number,
 )
 from brokerflow.kernel.models import Attribution, ClientIdentity, User
+from brokerflow.kernel.vocabulary import AttributionStatus
 
-LIVE = ("pending", "conflict", "effective")
+LIVE = (AttributionStatus.PENDING, AttributionStatus.CONFLICT, AttributionStatus.EFFECTIVE)
 
 
 def request_key(attribution_id: int) -> str:
@@ -77,7 +78,7 @@ def preregister(
     attribution = Attribution(
         id_hash=id_hash, cm_id=cm_id, branch=cm.branch, team=cm.team,
         asset_size=f"{assets:.2f}", registered_by=registrar.user_id,
-        status="conflict" if live else "pending",
+        status=AttributionStatus.CONFLICT if live else AttributionStatus.PENDING,
         conflict_with=live[0].id if live else None,
     )
     session.add(attribution)
@@ -105,9 +106,9 @@ def resolve_conflict(session: Session, *, attribution: Attribution, resolution: 
     assert attribution.id is not None
     attribution.resolution = resolution
     if resolution == "keep":
-        attribution.status = "rejected"
+        attribution.status = AttributionStatus.REJECTED
     else:
-        attribution.status = "pending"
+        attribution.status = AttributionStatus.PENDING
     session.add(attribution)
     append_audit(session, actor_id=actor_id, action="conflict-resolved",
                  request_key=request_key(attribution.id),
@@ -121,12 +122,14 @@ def make_effective(session: Session, *, attribution: Attribution, client_id: str
     assert attribution.id is not None
     moment = at or utcnow()
     taken = session.exec(select(Attribution).where(
-        Attribution.client_id == client_id, Attribution.status == "effective",
+        Attribution.client_id == client_id,
+        Attribution.status == AttributionStatus.EFFECTIVE,
         Attribution.id_hash != attribution.id_hash)).first()
     if taken is not None:
         raise BadInput(f"account {client_id} already belongs to another client", column="client_id")
     for old in session.exec(select(Attribution).where(
-            Attribution.id_hash == attribution.id_hash, Attribution.status == "effective")):
+            Attribution.id_hash == attribution.id_hash,
+            Attribution.status == AttributionStatus.EFFECTIVE)):
         old.status, old.ended_at = "ended", moment
         session.add(old)
         append_audit(session, actor_id=actor_id, action="attribution-ended",

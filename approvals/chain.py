@@ -13,11 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.vocabulary import COUNTERSIGN_DEPARTMENTS
-
-DecisionKind = Literal["approve", "reject", "return"]
-DECISIONS: tuple[str, ...] = ("approve", "reject", "return")
-OUTCOME_FOR_DECISION = {"reject": "rejected", "return": "returned"}
+from brokerflow.kernel.vocabulary import COUNTERSIGN_DEPARTMENTS, OUTCOME_FOR_DECISION, DecisionKind
 
 
 @dataclass(frozen=True)
@@ -142,9 +138,9 @@ def check_form(
         return FormCheck(False, f"unknown signer {form.signer_id!r} or wrong secret")
     if branch is not None and signer.branch != branch:
         return FormCheck(False, f"{signer.user_id} is not staff of branch {branch}")
-    if form.decision not in DECISIONS:
-        return FormCheck(False, f"decision must be one of {', '.join(DECISIONS)}")
-    if form.decision in ("reject", "return") and not form.opinion.strip():
+    if form.decision not in tuple(DecisionKind):
+        return FormCheck(False, f"decision must be one of {', '.join(DecisionKind)}")
+    if form.decision in (DecisionKind.REJECT, DecisionKind.RETURN) and not form.opinion.strip():
         return FormCheck(False, f"an opinion is required to {form.decision}")
     if signer.user_id == submitter_id:
         return FormCheck(False, f"{signer.user_id} submitted this request and may not sign it")

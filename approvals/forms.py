@@ -13,8 +13,7 @@ from prefect.input import RunInput
 from pydantic import Field, SecretStr
 
 from brokerflow.approvals.chain import Decision, Waiting
-
-DECISION_LABELS = {"approve": "同意", "reject": "不同意（驳回）", "return": "退回修改"}
+from brokerflow.kernel.vocabulary import DECISION_LABELS
 
 
 class SignForm(RunInput):

@@ -21,7 +21,7 @@ from brokerflow.kernel.models import (
     SerialCounter,
     SerialRecord,
 )
-from brokerflow.kernel.vocabulary import SerialStatus
+from brokerflow.kernel.vocabulary import DocumentStatus, SerialStatus
 
 
 class SerialRangeExhausted(BrokerflowError):
@@ -172,10 +172,11 @@ def mark_superseded(session: Session, *, subject_keys: list[str], below_revision
     """Mark the index rows of earlier revisions of these subjects superseded."""
     rows = session.exec(select(ArchiveEntry).where(
         col(ArchiveEntry.subject_key).in_(subject_keys),
-        ArchiveEntry.revision < below_revision, ArchiveEntry.status == "current"))
+        ArchiveEntry.revision < below_revision,
+        ArchiveEntry.status == DocumentStatus.CURRENT))
     count = 0
     for row in rows:
-        row.status = "superseded"
+        row.status = DocumentStatus.SUPERSEDED
         session.add(row)
         count += 1
     return count

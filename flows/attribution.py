@@ -42,6 +42,7 @@ from brokerflow.kernel.idnumbers import mask_last4
 from brokerflow.kernel.models import Attribution, AuditEvent, ClientIdentity, User
 from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import Settings, load_settings
+from brokerflow.kernel.vocabulary import AttributionStatus, DecisionKind
 
 FINAL = ("effective", "ended", "rejected", "returned")
 
@@ -73,12 +74,14 @@ def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
     assert attribution.id is not None
     form_type: type[SignForm] | None = None
     extra_check = None
-    if waiting.step.name == "trading_review" and attribution.status == "conflict":
+    if (waiting.step.name == "trading_review"
+            and attribution.status == AttributionStatus.CONFLICT):
         form_type = ConflictReviewForm
 
         def extra_check(answer: ConflictReviewForm) -> str | None:  # type: ignore[misc]
-            wanted = {"keep": "reject", "transfer": "approve"}.get(answer.resolution)
-            if answer.decision == "return":
+            wanted = {"keep": DecisionKind.REJECT,
+                      "transfer": DecisionKind.APPROVE}.get(answer.resolution)
+            if answer.decision == DecisionKind.RETURN:
                 return None
             if wanted is None:
                 return (f"this client has a live attribution (#{attribution.conflict_with}): "
@@ -91,7 +94,7 @@ def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
         form_type = EntryForm
 
         def extra_check(answer: EntryForm) -> str | None:  # type: ignore[misc]
-            if answer.decision == "approve" and not answer.client_id.strip():
+            if answer.decision == DecisionKind.APPROVE and not answer.client_id.strip():
                 return "enter the client's account number (client_id) to make it effective"
             return None
 
@@ -99,7 +102,7 @@ def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
         chain=ATTRIBUTION_CHAIN, request_key=request_key(attribution.id), revision=1,
         attempt=attribution.form_attempts,
         title=f"客户归属确认 #{attribution.id} → {attribution.cm_id}"
-              + (" (CONFLICT)" if attribution.status == "conflict" else ""),
+              + (" (CONFLICT)" if attribution.status == AttributionStatus.CONFLICT else ""),
         subject=f"client …{_last4(archive, attribution)}, assets {attribution.asset_size}",
         serial=attribution.confirmation_serial,
         pdf_url=archive.presigned_url(attribution.confirmation_serial),
@@ -120,7 +123,7 @@ def _apply_decisions(archive: Archive, attribution_id: int, decisions: list[Deci
         attribution = get_attribution(session, attribution_id=attribution_id)
         for d in decisions:
             details = dict(d.details)
-            if (d.step == "trading_review" and attribution.status == "conflict"
+            if (d.step == "trading_review" and attribution.status == AttributionStatus.CONFLICT
                     and details.get("resolution") in ("keep", "transfer")):
                 resolve_conflict(session, attribution=attribution,
                                  resolution=details["resolution"], actor_id=d.signer_id,

@@ -39,6 +39,7 @@ from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollRun, User, UserRole
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import ClientRow, read_state
 from brokerflow.payroll.policy import DEFAULT_POLICY
@@ -164,14 +165,14 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
         latest = latest_run(session, branch=branch, month=month)
     if latest is not None and latest.flow_run_id == run_id:
         return latest  # this flow run was re-executed (suspension, restart)
-    if latest is not None and latest.status == "closed":
+    if latest is not None and latest.status == ClosingStatus.CLOSED:
         raise MonthClosed(f"{branch} {month} is closed (signed as {latest.signed_serial}); "
                           "a correction needs 'brokerflow payroll reopen' by the branch manager")
-    if latest is not None and latest.status in ("draft", "signing"):
+    if latest is not None and latest.status in (ClosingStatus.DRAFT, ClosingStatus.SIGNING):
         with new_session(archive.engine) as session:
             old = session.get(PayrollRun, latest.id)
             assert old is not None
-            set_status(session, run=old, status="superseded")
+            set_status(session, run=old, status=ClosingStatus.SUPERSEDED)
             session.commit()
     archive_confirmation_lists(archive, branch=branch, month=month)  # CML, just before
     return _compute_and_record(archive, branch=branch, month=month, data_dir=data_dir,
@@ -226,7 +227,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
             current = session.get(PayrollRun, run_pk)
             assert current is not None
             current.pay_serial = serial
-            set_status(session, run=current, status="signing")
+            set_status(session, run=current, status=ClosingStatus.SIGNING)
             mark_superseded(session, subject_keys=[key, key + ":signed"],
                             below_revision=run.revision)
             session.commit()
@@ -236,7 +237,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
             assert run is not None
             decisions = load_decisions(session, request_key=key, revision=run.revision,
                                        zone=archive.zone)
-        if run.status == "closed":
+        if run.status == ClosingStatus.CLOSED:
             return run.signed_serial
         state = progress(PAYROLL_CHAIN, decisions)
         if isinstance(state, Waiting):
@@ -282,7 +283,7 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
         current = session.get(PayrollRun, run.id)
         assert current is not None
         current.signed_serial = serial
-        set_status(session, run=current, status="closed")
+        set_status(session, run=current, status=ClosingStatus.CLOSED)
         clear_waiting(session, request_key=key)
         append_audit(session, actor_id="system", action="payroll-closed", request_key=key,
                      details={"revision": run.revision, "pay": run.pay_serial, "pas": serial})

@@ -44,10 +44,14 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AuditEvent, Filing
 from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import load_settings
-from brokerflow.kernel.vocabulary import DEPARTMENT_LABELS
+from brokerflow.kernel.vocabulary import (
+    DEPARTMENT_LABELS,
+    OUTCOME_LABELS,
+    DecisionKind,
+    FilingStatus,
+)
 
 FINAL = ("approved", "rejected", "withdrawn")
-OUTCOME_LABELS = {"approved": "同意（流程结束）", "rejected": "不同意（流程结束）"}
 
 
 def _archive_request_document(archive: Archive, filing: Filing) -> str:
@@ -130,14 +134,14 @@ def _await_revision(
     attempt = filing.form_attempts
     with new_session(archive.engine) as session:
         current = get_filing(session, filing_id=filing.id)
-        current.status = "returned"
+        current.status = FilingStatus.RETURNED
         row = mark_waiting(session, request_key=key, revision=filing.revision,
                            step="resubmit", flow_run_id=run_id)
         last_refusal = row.last_refusal
         session.add(current)
         session.commit()
     decisions = load_decisions_for(archive, filing)
-    returned = next(d for d in decisions if d.decision == "return")
+    returned = next(d for d in decisions if d.decision == DecisionKind.RETURN)
     description = "\n".join([
         f"## 报批 Filing #{filing.id} was returned (退回) — revision {filing.revision}",
         f"**Returned at step:** {FILING_CHAIN.step(returned.step).label}  ",
@@ -163,7 +167,7 @@ def _await_revision(
                                reason="only the submitter, with their secret, may resubmit",
                                form_key=key_of_form)
             elif answer.action == "withdraw":
-                current.status = "withdrawn"
+                current.status = FilingStatus.WITHDRAWN
                 clear_waiting(session, request_key=key)
                 append_audit(session, actor_id=signer.user_id, action="withdrawn",
                              request_key=key,
@@ -172,7 +176,7 @@ def _await_revision(
                 current.revision += 1
                 current.subject = (answer.subject.strip() or current.subject)[:200]
                 current.body = answer.body or current.body
-                current.status = "waiting"
+                current.status = FilingStatus.WAITING
                 current.current_serial = ""
                 clear_waiting(session, request_key=key)
                 append_audit(session, actor_id=signer.user_id, action="resubmitted",

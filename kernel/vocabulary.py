@@ -11,7 +11,7 @@ from enum import StrEnum
 from brokerflow.kernel.errors import BadInput
 
 
-class Decision(StrEnum):
+class DecisionKind(StrEnum):
     """What a signer decides on a step (任何审核人可同意、不同意或退回)."""
 
     APPROVE = "approve"
@@ -20,7 +20,7 @@ class Decision(StrEnum):
 
 
 DECISION_LABELS: dict[str, str] = {
-    Decision.APPROVE: "同意", Decision.REJECT: "不同意", Decision.RETURN: "退回修改",
+    DecisionKind.APPROVE: "同意", DecisionKind.REJECT: "不同意", DecisionKind.RETURN: "退回修改",
 }
 
 
@@ -37,7 +37,7 @@ OUTCOME_LABELS: dict[str, str] = {
     Outcome.RETURNED: "退回修改",
 }
 OUTCOME_FOR_DECISION: dict[str, Outcome] = {
-    Decision.REJECT: Outcome.REJECTED, Decision.RETURN: Outcome.RETURNED,
+    DecisionKind.REJECT: Outcome.REJECTED, DecisionKind.RETURN: Outcome.RETURNED,
 }
 
 

@@ -15,6 +15,7 @@ from brokerflow.kernel.calendar import Month, utcnow
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun
+from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
 from brokerflow.payroll.rules import LOW_SCORE, PayrollResult
@@ -64,7 +65,7 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
     previous = latest_run(session, branch=branch, month=month)
     run = PayrollRun(
         branch=branch, month=month, revision=(previous.revision + 1) if previous else 1,
-        status="draft", flow_run_id=flow_run_id,
+        status=ClosingStatus.DRAFT, flow_run_id=flow_run_id,
         totals=json.dumps({k: f"{v:.2f}" for k, v in result.totals.items()}),
     )
     session.add(run)
@@ -115,10 +116,10 @@ def reopen_month(session: Session, *, branch: str, month: str, actor: UserView,
     if not reason.strip():
         raise BadInput("a reason is required", column="--reason")
     run = latest_run(session, branch=branch, month=month)
-    if run is None or run.status != "closed":
+    if run is None or run.status != ClosingStatus.CLOSED:
         raise BadInput(f"{branch} {month} is not closed "
                        f"({run.status if run else 'never computed'})", column="--month")
-    set_status(session, run=run, status="reopened")
+    set_status(session, run=run, status=ClosingStatus.REOPENED)
     append_audit(session, actor_id=actor.user_id, action="payroll-reopened",
                  request_key=f"payroll:{branch}:{month}",
                  details={"revision": run.revision, "reason": reason.strip()})

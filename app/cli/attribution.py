@@ -51,7 +51,7 @@ def preregister_client(
                                   hash_key=archive.settings.secret_key)
         session.commit()
     note = (f" — CONFLICT with attribution #{attribution.conflict_with}: the trading dept "
-            "manager must resolve it" if attribution.status == "conflict" else "")
+            "manager must resolve it" if attribution.status == AttributionStatus.CONFLICT else "")
     print(f"attribution {attribution.id} {attribution.status}{note}")
     if not no_start:
         run = start_deployment("client-attribution/client-attribution",
