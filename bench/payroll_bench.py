@@ -433,10 +433,8 @@ def install_hooks() -> None:
         "take_signature", closing_module.take_signature)
     signing_module.identify = _timed(  # type: ignore[assignment]
         "identify (secret check)", roster_module.identify)
-    for name in ("open_archive", "_start_or_continue", "_preparer", "_finish",
-                 "archive_confirmation_lists"):
-        if hasattr(closing_module, name):  # the last one: flows/closing.py since 2026-11-22
-            setattr(closing_module, name, _timed(name, getattr(closing_module, name)))
+    for name in ("open_archive", "archive_confirmation_lists"):  # the flow's public steps
+        setattr(closing_module, name, _timed(name, getattr(closing_module, name)))
     Archive.archive_rendered = _timed(  # type: ignore[method-assign]
         lambda self, spec, *a, **k: f"archive {spec.doc_type}", Archive.archive_rendered)
     DocumentRenderer.render_pdf = _timed(  # type: ignore[method-assign]
@@ -480,7 +478,7 @@ def run_flow(archive: Any, export: Path, budget: Budget) -> FlowRun:
     from brokerflow.flows.closing import monthly_closing
     from brokerflow.kernel.db import new_session
     from brokerflow.kernel.models import PayrollRun
-    from tests.chain_driver import ChainDriver
+    from tests.support.chain_driver import ChainDriver
 
     def latest() -> PayrollRun | None:
         with new_session(archive.engine) as session:

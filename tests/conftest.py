@@ -26,12 +26,10 @@ from brokerflow.archive.service import Archive, open_archive  # noqa: E402
 from brokerflow.kernel.db import new_session  # noqa: E402
 from brokerflow.kernel.identity import UserView  # noqa: E402
 from brokerflow.kernel.render import DocumentRenderer  # noqa: E402
-from brokerflow.kernel.resources import package_dir  # noqa: E402
 from brokerflow.kernel.roster import get_user_view, load_roster  # noqa: E402
 from brokerflow.kernel.settings import Settings, load_settings  # noqa: E402
+from tests.support.paths import ROSTER_CSV  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
-ROSTER_CSV = package_dir("brokerflow.app.sample") / "roster.csv"
 TEST_S3_ACCESS_KEY = "brokerflow-test"
 TEST_S3_SECRET_KEY = "brokerflow-test-secret-0123456789"
 _bucket_numbers = itertools.count(1)
@@ -218,21 +216,6 @@ def cli(
                          captured.err.decode(errors="replace"), captured.out)
 
     return run
-
-
-def pdf_text(path_or_bytes: Path | bytes, tmp_path: Path) -> str:
-    """What ``pdftotext`` reads from a PDF."""
-    if isinstance(path_or_bytes, bytes):
-        path = tmp_path / "extract.pdf"
-        path.write_bytes(path_or_bytes)
-    else:
-        path = path_or_bytes
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
-                          text=True, check=True).stdout
-
-
-def console_script() -> list[str]:
-    return [str(Path(sys.executable).parent / "brokerflow")]
 
 
 @pytest.hookimpl(trylast=True)

@@ -19,7 +19,7 @@ from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import StorageError
 from brokerflow.kernel.models import AccessLogEntry, ArchiveEntry, SerialCounter, SerialRecord
-from tests.conftest import pdf_text
+from tests.support.pdf import pdf_text
 
 YEAR = datetime.now(ZoneInfo("Asia/Shanghai")).year
 

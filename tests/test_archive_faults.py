@@ -19,7 +19,7 @@ from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.archive.store import ObjectStore, StoredObject
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import SerialRecord
-from tests.services import MotoProcess
+from tests.support.services import MotoProcess
 
 
 @pytest.fixture

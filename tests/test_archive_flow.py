@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 
 from brokerflow.archive.service import Archive
 from brokerflow.flows.archive_document import archive_document_flow
-from tests.conftest import pdf_text
+from tests.support.pdf import pdf_text
 
 
 def test_flow_renders_archives_and_is_idempotent(

@@ -19,9 +19,9 @@ from brokerflow.flows.confirmation_lists import archive_confirmation_lists
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import Attribution, ClientIdentity
 from brokerflow.payroll.compute import compute_from_directory
-from tests.chain_driver import ChainDriver
-from tests.conftest import pdf_text
-from tests.payroll_data import POLICY, client_row, staff_row, write_export
+from tests.support.chain_driver import ChainDriver
+from tests.support.payroll_data import POLICY, client_row, staff_row, write_export
+from tests.support.pdf import pdf_text
 
 # The example number of GB 11643 (check digit X); others are made by ``make_id`` below.
 ID_A = "11010519491231002X"

@@ -15,9 +15,9 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollCarry, PayrollRun
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.records import demotion_due, record_run
-from tests.chain_driver import ChainDriver
-from tests.conftest import pdf_text
-from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
+from tests.support.chain_driver import ChainDriver
+from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
+from tests.support.pdf import pdf_text
 
 STAFF = [staff_row("cm1", name="杨帆", supervisor_id="sm1"),
          staff_row("sm1", name="韩梅", position="stationed")]

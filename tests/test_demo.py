@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import console_script, pdf_text
-from tests.stack_process import clean_env
+from tests.support.paths import console_script
+from tests.support.pdf import pdf_text
+from tests.support.stack_process import clean_env
 
 
 @pytest.mark.slow

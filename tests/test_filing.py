@@ -13,8 +13,8 @@ from brokerflow.flows.filing import filing_chain
 from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
-from tests.chain_driver import ChainDriver
-from tests.conftest import pdf_text
+from tests.support.chain_driver import ChainDriver
+from tests.support.pdf import pdf_text
 
 
 def _filing(archive: Archive, filing_id: int) -> Filing:

@@ -21,7 +21,7 @@ from brokerflow.app.runs import start_deployment
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
-from tests.conftest import ROSTER_CSV, console_script
+from tests.support.paths import ROSTER_CSV, console_script
 
 REPO = Path(__file__).resolve().parent.parent
 

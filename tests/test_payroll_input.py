@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from brokerflow.app.cli import main
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.policy import DEFAULT_POLICY, load_policy
-from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
+from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 
 GOOD_STAFF = [staff_row("cm1", supervisor_id="sm1"), staff_row("sm1", position="stationed")]
 GOOD_CLIENTS = [client_row("c1", "cm1", assets="100000", gross_commission="100")]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
+from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 
 
 @pytest.fixture

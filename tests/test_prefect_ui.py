@@ -26,9 +26,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.browser import chromium
-from tests.conftest import console_script
-from tests.stack_process import clean_env, running_stack
+from tests.support.browser import chromium
+from tests.support.paths import console_script
+from tests.support.stack_process import clean_env, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

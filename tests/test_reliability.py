@@ -22,8 +22,8 @@ from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.serials import parse_serial
 from brokerflow.archive.service import Archive, open_archive
 from brokerflow.kernel.settings import load_settings
-from tests.conftest import ROSTER_CSV
-from tests.reliability import (
+from tests.support.paths import ROSTER_CSV
+from tests.support.reliability import (
     CHAIN,
     ServedFiling,
     assert_intact,
@@ -36,7 +36,7 @@ from tests.reliability import (
     wait_marker,
     wait_served,
 )
-from tests.services import MotoProcess, ServeProcess, wait_until
+from tests.support.services import MotoProcess, ServeProcess, wait_until
 
 
 @pytest.fixture

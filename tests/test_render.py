@@ -10,7 +10,7 @@ import pytest
 
 from brokerflow.kernel.render import DocumentRenderer, cjk_font_families
 from brokerflow.kernel.vocabulary import DOCUMENT_TYPES
-from tests.conftest import pdf_text
+from tests.support.pdf import pdf_text
 
 
 def test_pdf_shows_chinese_title_and_serial_with_embedded_cjk_font(

@@ -10,7 +10,7 @@ from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import User, UserRole
 from brokerflow.kernel.passwords import verify_secret
-from tests.conftest import ROSTER_CSV
+from tests.support.paths import ROSTER_CSV
 
 HEADER = "user_id,name,roles,branch,team,supervisor_id,secret\n"
 

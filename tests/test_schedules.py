@@ -24,7 +24,7 @@ from brokerflow.app.serving import PREFECT_YAML
 from brokerflow.kernel.db import new_session, open_database
 from brokerflow.kernel.models import Reminder, WaitingStep
 from brokerflow.kernel.settings import Settings
-from tests.services import PrefectServer, ServeProcess, prefect_server, wait_until
+from tests.support.services import PrefectServer, ServeProcess, prefect_server, wait_until
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PROBE = "approval-reminders-probe"  # the real reminders flow on a 5-second interval

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from brokerflow.app.s3server import port_in_use
-from tests.conftest import console_script
-from tests.services import ERROR_LINE
-from tests.stack_process import clean_env, running_stack
+from tests.support.paths import console_script
+from tests.support.services import ERROR_LINE
+from tests.support.stack_process import clean_env, running_stack
 
 
 @pytest.mark.slow

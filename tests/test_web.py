@@ -22,7 +22,7 @@ from brokerflow.app.web import create_app
 from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AccessLogEntry
-from tests.browser import chromium
+from tests.support.browser import chromium
 
 
 @pytest.fixture

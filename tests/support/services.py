@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from brokerflow.app.s3server import free_port, wait_for_http
-from tests.conftest import console_script
+from tests.support.paths import console_script
 
 REPO = Path(__file__).resolve().parent.parent
 #: A log line Prefect writes at level ERROR (or CRITICAL).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from brokerflow.app.s3server import free_port
-from tests.conftest import console_script
+from tests.support.paths import console_script
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

@@ -23,8 +23,8 @@ from brokerflow.archive.service import Archive
 from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing, SerialRecord
-from tests.conftest import console_script
-from tests.services import ServeProcess, wait_until
+from tests.support.paths import console_script
+from tests.support.services import ServeProcess, wait_until
 
 #: The filing chain, signed as the sample roster's signers.
 CHAIN = (("office_receive", "bo1", {}),
