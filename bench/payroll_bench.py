@@ -560,12 +560,6 @@ def run_flow(archive: Any, export: Path, budget: Budget) -> FlowRun:
         step.form_wait = w1 - w0
         step.pause_to_visible = at - w0
     parts = events_between(t_start, t_end)
-    with _events_lock:
-        body = [(t0, t1) for name, t0, t1 in EVENTS
-                if name in ("open_archive", "_finish") and t_start <= t0 and t1 <= t_end]
-    if len(body) == 2:  # thread start -> flow body entered; flow body returned -> call returned
-        parts["engine: start -> body"] = (1, body[0][0] - t_start)
-        parts["engine: body -> return"] = (1, t_end - body[1][1])
     return FlowRun(total=t_end - t_start, serial=str(serial), pay_serial=run.pay_serial,
                    to_first_form=to_first, steps=steps, parts=parts)
 
@@ -576,7 +570,7 @@ def run_bare(archive: Any, export: Path, n: int) -> tuple[float, dict[str, tuple
     from brokerflow.approvals.chain import PAYROLL_CHAIN
     from brokerflow.archive.service import DocumentSpec
     from brokerflow.flows.archive_document import shared_renderer
-    from brokerflow.flows.closing import _preparer, _report_data
+    from brokerflow.flows.closing import branch_preparer, report_data
     from brokerflow.kernel.models import PayrollRun
     from brokerflow.payroll.compute import line_json
 
@@ -584,7 +578,7 @@ def run_bare(archive: Any, export: Path, n: int) -> tuple[float, dict[str, tuple
     t0 = time.perf_counter()
     result = _timed("compute", compute_from_directory)(month=MONTH, data_dir=export,
                                                        policy=POLICY)
-    preparer = _preparer(archive, BRANCH)
+    preparer = branch_preparer(archive, BRANCH)
     lines = [line_json(line) | {"name": line.name, "position": line.position,
                                 "history_flags": []} for line in result.lines]
     run = PayrollRun(branch=BRANCH, month=MONTH, revision=1, status="draft",
@@ -600,13 +594,13 @@ def run_bare(archive: Any, export: Path, n: int) -> tuple[float, dict[str, tuple
             spec, lambda serial: renderer.render_pdf(doc_type, {**data, "serial": serial}),
             actor=preparer).serial
 
-    pay = archive_doc("PAY", _report_data(run, lines, signatures=[]), "")
+    pay = archive_doc("PAY", report_data(run, lines, signatures=[]), "")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     names = {"ca1": "主办会计 郑丽", "dm1": "副经理 吴芳", "bm1": "营业部经理 周涛"}
     signatures = [{"role": step.label, "name": names[signer], "decision": "approve",
                    "time": now, "opinion": f"bench {signer}"}
                   for step, signer in zip(PAYROLL_CHAIN.steps, SIGNERS, strict=True)]
-    data = _report_data(run, lines, signatures=signatures, draft_serial=pay)
+    data = report_data(run, lines, signatures=signatures, draft_serial=pay)
     data["subject"] = f"{MONTH} 客户经理薪酬（已签批，报经纪业务综合室备案）"
     pas = archive_doc("PAS", data, ":signed")
     t1 = time.perf_counter()

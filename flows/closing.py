@@ -61,7 +61,7 @@ def request_key(branch: str, month: str) -> str:
     return f"payroll:{branch}:{month}"
 
 
-def _preparer(archive: Archive, branch: str) -> UserView:
+def branch_preparer(archive: Archive, branch: str) -> UserView:
     """Who the PAY is archived as: the branch's chief accountant (财务部 prepares it)."""
     with new_session(archive.engine) as session:
         user_id = session.exec(
@@ -136,8 +136,9 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
     return run
 
 
-def _report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
-                 signatures: list[dict[str, str]], draft_serial: str = "") -> dict[str, Any]:
+def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
+                signatures: list[dict[str, str]], draft_serial: str = "") -> dict[str, Any]:
+    """The data of the PAY report (and, with signatures, of the signed PAS)."""
     return {
         "branch": run.branch,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
@@ -217,11 +218,11 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
     assert run.id is not None
     run_pk = run.id
     key = request_key(branch, month)
-    preparer = _preparer(archive, branch)
+    preparer = branch_preparer(archive, branch)
     with new_session(archive.engine) as session:
         lines = run_lines(session, run_id=run_pk)
     if not run.pay_serial:
-        serial = _archive_report(archive, run, "PAY", _report_data(run, lines, signatures=[]),
+        serial = _archive_report(archive, run, "PAY", report_data(run, lines, signatures=[]),
                                  preparer)
         with new_session(archive.engine) as session:
             current = session.get(PayrollRun, run_pk)
@@ -276,7 +277,7 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
     signatures = [{"role": PAYROLL_CHAIN.step(d.step).label, "name": names[d.signer_id],
                    "decision": d.decision, "time": d.at, "opinion": d.opinion}
                   for d in decisions]
-    data = _report_data(run, lines, signatures=signatures, draft_serial=run.pay_serial)
+    data = report_data(run, lines, signatures=signatures, draft_serial=run.pay_serial)
     data["subject"] = f"{run.month} 客户经理薪酬（已签批，报经纪业务综合室备案）"
     serial = _archive_report(archive, run, "PAS", data, preparer, suffix=":signed")
     with new_session(archive.engine) as session:
