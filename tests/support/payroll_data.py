@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from brokerflow.app.sample.crm import write_export
+from tests.support.paths import DATA
 
 __all__ = ["MONTH", "POLICY", "client_row", "staff_row", "write_export"]
 
-POLICY = Path(__file__).parent / "data" / "policy_simple.toml"
+POLICY = DATA / "policy_simple.toml"
 MONTH = "2026-10"
 
 STAFF_DEFAULTS: dict[str, Any] = {

@@ -85,8 +85,11 @@ class ServedFiling:
         """Until the run is suspended on a saved form after ``attempts`` processed forms."""
         from prefect.input import keyset_from_paused_state
 
+        seen: dict[str, object] = {}
+
         def waiting() -> bool:
             state = self.state()
+            seen.update(state=state, attempts=self.filing().form_attempts, schema=None)
             assert state is None or not state.is_final(), f"{state}\n{serve.tail()}"
             if state is None or not state.is_paused() or self.filing().form_attempts != attempts:
                 return False
@@ -94,12 +97,15 @@ class ServedFiling:
                 try:
                     client.read_flow_run_input(self.run_id,
                                                keyset_from_paused_state(state)["schema"])
-                except Exception:  # noqa: BLE001 - not saved yet
+                except Exception as exc:  # noqa: BLE001 - not saved yet
+                    seen["schema"] = repr(exc)
                     return False
             return True
 
-        wait_until(waiting, timeout=timeout,
-                   what=f"a form after {attempts} processed\n{serve.tail()}")
+        try:
+            wait_until(waiting, timeout=timeout, what=f"a form after {attempts} processed")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen: {seen}\n{serve.tail()}") from None
 
     def sign_counted(self, signer: str, *extra: str) -> None:
         """``brokerflow filing sign`` as ``signer``; it must exit 0."""

@@ -20,9 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from brokerflow.app.s3server import free_port, wait_for_http
-from tests.support.paths import console_script
+from tests.support.paths import REPO, console_script
 
-REPO = Path(__file__).resolve().parent.parent
 #: A log line Prefect writes at level ERROR (or CRITICAL).
 ERROR_LINE = re.compile(r"\|\s*(ERROR|CRITICAL)\s*\|")
 
