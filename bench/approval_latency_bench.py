@@ -162,10 +162,8 @@ def _timed(label: str | Callable[..., str], original: Callable[..., Any]) -> Cal
 
 def install_hooks() -> None:
     """Time FIL/FOP archiving and rendering in this process (the pause-mode flows)."""
-    filing_module._archive_request_document = _timed(  # type: ignore[assignment]
-        "FIL archive", filing_module._archive_request_document)
-    filing_module._archive_result_document = _timed(  # type: ignore[assignment]
-        "FOP archive", filing_module._archive_result_document)
+    filing_module.archive_step = _timed(  # type: ignore[assignment]  # FIL, FOP
+        lambda archive, spec, *a, **k: f"{spec.doc_type} archive", filing_module.archive_step)
     DocumentRenderer.render_pdf = _timed(  # type: ignore[method-assign]
         lambda self, doc_type, *a, **k: f"{doc_type} render", DocumentRenderer.render_pdf)
 

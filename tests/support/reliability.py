@@ -22,7 +22,13 @@ from brokerflow.approvals.waiting import FORM_KEY_PREFIXES, is_form_answer_key
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing, SerialRecord
+from brokerflow.kernel.models import (
+    ApprovalDecision,
+    AuditEvent,
+    Filing,
+    SerialRecord,
+    WaitingStep,
+)
 from tests.support.paths import console_script
 from tests.support.services import ServeProcess, wait_until
 
@@ -81,17 +87,26 @@ class ServedFiling:
         with get_client(sync_client=True) as client:
             return client.read_flow_run(self.run_id).state
 
-    def wait_form(self, attempts: int, serve: ServeProcess, timeout: float = 120) -> None:
-        """Until the run is suspended on a saved form after ``attempts`` processed forms."""
+    def wait_form(self, attempts: int | None, serve: ServeProcess, timeout: float = 120, *,
+                  step: str | None = None) -> None:
+        """Until the run is suspended on a saved form after ``attempts`` processed forms (or,
+        with ``step``, on that step however many forms it took)."""
         from prefect.input import keyset_from_paused_state
 
         seen: dict[str, object] = {}
 
         def waiting() -> bool:
             state = self.state()
-            seen.update(state=state, attempts=self.filing().form_attempts, schema=None)
+            with new_session(self.archive.engine) as session:
+                row = session.get(WaitingStep, self.key)
+            seen.update(state=state, attempts=self.filing().form_attempts, schema=None,
+                        step=row.step if row else None)
             assert state is None or not state.is_final(), f"{state}\n{serve.tail()}"
-            if state is None or not state.is_paused() or self.filing().form_attempts != attempts:
+            if state is None or not state.is_paused():
+                return False
+            if attempts is not None and self.filing().form_attempts != attempts:
+                return False
+            if step is not None and seen["step"] != step:
                 return False
             with get_client(sync_client=True) as client:
                 try:
