@@ -63,7 +63,9 @@ def _start_temporary_stack() -> tuple[subprocess.Popen[bytes], Path, dict[str, A
     home = Path(tempfile.mkdtemp(prefix="brokerflow-demo-"))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("BROKERFLOW_") and k != "PREFECT_API_URL"}
-    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # the demo's own stack is a development stack: sample users with known secrets
+    env.update(BROKERFLOW_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               BROKERFLOW_DEV="1")
     log = (home / "up.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "brokerflow", "up", "--prefect-port", str(free_port()),
@@ -105,6 +107,11 @@ def run_demo(*, auto_approve: bool, export: Path | None) -> int:
     home = brokerflow_home()
     stack = _running_stack(home)
     temporary: subprocess.Popen[bytes] | None = None
+    if stack is not None and not stack.get("development"):
+        raise BrokerflowError("the running stack is not in development mode: the demo loads "
+                              "sample users with known secrets, so it runs only on a stack "
+                              "started with BROKERFLOW_DEV=1 (or, with none running, on its "
+                              "own temporary one)")
     if stack is None:
         print("no running stack: starting a temporary one (stopped at the end) ...", flush=True)
         temporary, home, stack = _start_temporary_stack()
@@ -141,6 +148,7 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
     from brokerflow.kernel.roster import get_user_view
     from brokerflow.kernel.settings import load_settings
     from brokerflow.payroll.records import latest_run, set_status
+    from brokerflow.payroll.starts import issue_start_ticket
 
     settings = load_settings()
     archive = open_archive(settings)
@@ -163,7 +171,10 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
                                submitter=submitter)
         attribution = preregister(session, registrar=submitter, cm_id="cm1",
                                   client_name="张三", id_number=demo_id_number(random.Random()),
-                                  asset_size="800000", hash_key=settings.secret_key)
+                                  asset_size="800000", hash_key=settings.id_hash_key)
+        accountant = get_user_view(session, "ca1")
+        assert accountant is not None
+        ticket = issue_start_ticket(session, actor=accountant, branch=BRANCH, month=month)
         closed = latest_run(session, branch=BRANCH, month=month)
         if closed is not None and closed.status == "closed":  # an earlier demo closed it
             set_status(session, run=closed, status="reopened")
@@ -176,7 +187,8 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
             ATTRIBUTION_SIGNERS),
         f"monthly closing {BRANCH} {month}": (UUID(start_deployment(
             "monthly-closing/monthly-closing",
-            {"branch": BRANCH, "month": month, "attribution_source": "crm"})),
+            {"branch": BRANCH, "month": month, "attribution_source": "crm",
+             "ticket": ticket})),
             CLOSING_SIGNERS),
     }
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from brokerflow.kernel.errors import BrokerflowError
+from brokerflow.kernel.errors import BadInput, BrokerflowError, NotFound
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.settings import Settings, brokerflow_home
+
+if TYPE_CHECKING:
+    from brokerflow.approvals.signing import RunBound
+    from brokerflow.archive.service import Archive
 
 
 def use_local_stack_api() -> None:
@@ -51,3 +56,38 @@ def run_report(engine: Any, settings: Settings, flow_run_id: str | None) -> dict
                               max_recoveries=settings.max_run_recoveries)
     return {"state": condition.state, "note": condition.note,
             "needs_operator": condition.needs_operator}
+
+
+def rebind_dead_run(archive: Archive, *, actor: UserView, model: type[RunBound], key: int,
+                    kind: str, branch: str, request_key: str, deployment: str,
+                    parameters: dict[str, Any], reason: str) -> str:
+    """Hand a request whose flow run died to a new run of ``deployment`` (an authorised user,
+    with a reason; audited); the new run's id.  A run that is alive is never replaced."""
+    from brokerflow.approvals.access import rebind_refusal
+    from brokerflow.approvals.signing import bind_flow_run, unbind_dead_run
+    from brokerflow.kernel.db import new_session
+
+    refusal = rebind_refusal(actor, kind=kind, branch=branch)
+    if refusal is not None:
+        raise archive.deny(actor, "rebind", f"{kind} {key}", refusal)
+    if not reason.strip():
+        raise BadInput("a reason is required", column="--reason")
+    with new_session(archive.engine) as session:
+        row = session.get(model, key)
+        bound = row.flow_run_id if row is not None else None
+    if row is None:
+        raise NotFound(f"no {kind} {key}")
+    if bound:
+        report = run_report(archive.engine, archive.settings, bound) or {}
+        dead = report.get("needs_operator") or "ObjectNotFound" in str(report.get("note"))
+        if not dead:
+            raise BadInput(f"{kind} {key} is still handled by flow run {bound} "
+                           f"({report.get('state')}: {report.get('note')}); only a run that "
+                           "died is replaced", column=f"{kind.upper()}_ID")
+    with new_session(archive.engine) as session:
+        unbind_dead_run(session, model, key, request_key=request_key, actor_id=actor.user_id,
+                        reason=reason.strip())
+        session.commit()
+    run_id = start_deployment(deployment, parameters)
+    bind_flow_run(archive.engine, model, key, run_id)  # unless the new run did so already
+    return run_id

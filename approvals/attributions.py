@@ -148,7 +148,8 @@ def make_effective(session: Session, *, attribution: Attribution, client_id: str
 
 
 def flag_malicious(session: Session, *, client_id: str, reason: str, actor: UserView) -> None:
-    """恶意开户: the client never counts for anyone (trading dept manager, with a reason)."""
+    """恶意开户: the client never counts for anyone (the trading dept manager of the branch the
+    client is attributed in, with a reason; audited)."""
     if "trading_manager" not in actor.roles:
         raise AccessDenied(f"{actor.user_id} is not a trading dept manager")
     if not reason.strip():
@@ -157,10 +158,17 @@ def flag_malicious(session: Session, *, client_id: str, reason: str, actor: User
         ClientIdentity.client_id == client_id)).first()
     if identity is None:
         raise NotFound(f"no attributed client with account {client_id}")
+    branches = set(session.exec(select(Attribution.branch).where(
+        Attribution.id_hash == identity.id_hash,
+        col(Attribution.status).in_(LIVE + (AttributionStatus.ENDED,)))).all())
+    if actor.branch not in branches:
+        raise AccessDenied(f"{actor.user_id} is the trading dept manager of {actor.branch}; "
+                           f"client {client_id} is attributed in {', '.join(sorted(branches))}")
     identity.malicious, identity.malicious_reason = True, reason.strip()
     session.add(identity)
     append_audit(session, actor_id=actor.user_id, action="client-malicious",
-                 request_key=f"client:{client_id}", details={"reason": reason.strip()})
+                 request_key=f"client:{client_id}",
+                 details={"reason": reason.strip(), "branch": actor.branch})
 
 
 @dataclass(frozen=True)

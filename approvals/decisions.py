@@ -7,6 +7,7 @@ written with its audit row in the same transaction.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from sqlmodel import Session, col, select
 from brokerflow.approvals.chain import Decision, FormCheck
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import local_minute
-from brokerflow.kernel.models import ApprovalDecision, WaitingStep
+from brokerflow.kernel.models import ApprovalDecision, AuditEvent, WaitingStep
 
 #: Form fields every approval form has; the others are the step's own (``form_details``).
 BASE_FORM_FIELDS = frozenset({"signer", "secret", "decision", "opinion",
@@ -111,3 +112,45 @@ def clear_waiting(session: Session, *, request_key: str) -> None:
 def form_details(answer: Any) -> dict[str, str]:
     """The step-specific fields of a form answer, as text (the secret never among them)."""
     return {k: str(v) for k, v in answer.model_dump().items() if k not in BASE_FORM_FIELDS}
+
+
+def cross_check_decisions(session: Session) -> list[str]:
+    """Every counted decision against its audit row, and every audited decision against its
+    counted row: a decision edited, added or deleted in the database alone is reported (the
+    decisions drive the chains and the documents; the audit chain is keyed and anchored)."""
+    problems: list[str] = []
+    rows = {d.id: d for d in session.exec(select(ApprovalDecision))}
+    seen: set[int] = set()
+    for event in session.exec(select(AuditEvent).where(AuditEvent.action == "decision")
+                              .order_by(col(AuditEvent.id))):
+        try:
+            content = json.loads(event.content)
+            details = content["details"]
+            decision_id = int(details["decision_id"])
+        except (ValueError, KeyError, TypeError):
+            problems.append(f"audit row {event.id}: a decision without its decision id")
+            continue
+        row = rows.get(decision_id)
+        if row is None:
+            problems.append(f"decision {decision_id} (audit row {event.id}) is missing from "
+                            "the decisions table")
+            continue
+        seen.add(decision_id)
+        recorded = {"request": row.request_key, "signer": row.signer_id,
+                    "revision": row.revision, "step": row.step, "role": row.role,
+                    "decision": row.decision, "opinion": row.opinion,
+                    "department": row.department,
+                    "departments": [d for d in row.departments.split(";") if d],
+                    "at": row.decided_at.astimezone(UTC).isoformat()}
+        audited = {"request": event.request_key, "signer": content.get("actor"),
+                   "revision": details.get("revision"), "step": details.get("step"),
+                   "role": details.get("role"), "decision": details.get("decision"),
+                   "opinion": details.get("opinion"), "department": details.get("department"),
+                   "departments": details.get("departments"), "at": content.get("at")}
+        changed = sorted(k for k in recorded if recorded[k] != audited[k])
+        if changed:
+            problems.append(f"decision {decision_id} differs from its audit row {event.id} "
+                            f"in {', '.join(changed)}")
+    for missing in sorted(i for i in rows if i is not None and i not in seen):
+        problems.append(f"decision {missing} has no audit row (added to the database alone)")
+    return problems

@@ -2,6 +2,10 @@
 
 Prefect records no identity on resume, so every form carries the signer's user id and secret;
 the engine checks them against the roster and deletes the stored input right after reading it.
+Every text a user wrote (subjects, opinions, refusals, names) goes through ``escape_markdown``
+before it reaches a description: no link, image or HTML of theirs ever renders above a form
+someone fills with their secret.  Document links point at the archive page, which checks
+SPEC §5 access and logs the read.
 """
 
 from __future__ import annotations
@@ -66,9 +70,9 @@ def describe_waiting(
 ) -> str:
     """Markdown for the form: what is being signed, what happened so far, who may sign."""
     lines = [f"## {title}", "", f"**事由 Subject:** {_md(subject)}  ",
-             f"**流水号 Serial:** `{serial}`  "]
+             f"**流水号 Serial:** {_md(serial)}  "]
     if pdf_url:
-        lines.append(f"**文件 Document:** [{serial}.pdf]({pdf_url})")
+        lines.append(f"**文件 Document:** [{_md(serial)}.pdf]({pdf_url}) (archive page)")
     lines += ["", f"### 当前步骤 Step: {waiting.step.label} (`{waiting.step.name}`)"]
     if waiting.step.kind == "countersign":
         lines.append(f"Departments still to countersign: **{', '.join(waiting.may_sign)}**")
@@ -94,12 +98,38 @@ def describe_waiting(
     return "\n".join(lines)
 
 
-def _md(text: str) -> str:
-    """Neutralise markdown/HTML in user text shown in the UI."""
-    out = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-    for ch in "*_`[]#":
+def escape_markdown(text: str) -> str:
+    """User text made inert for a form description: every markdown control character is
+    backslash-escaped, ``<``/``>``/``&`` become entities, line breaks become spaces (so no
+    link, image, HTML, heading or table row of the user's ever renders)."""
+    out = (text.replace("\\", "\\\\").replace("&", "&amp;").replace("<", "&lt;")
+           .replace(">", "&gt;"))
+    for ch in "*_`[]()#|!~.:":  # emphasis, code, links/images, headings, tables, autolinks
         out = out.replace(ch, "\\" + ch)
-    return out.replace("\n", " ")
+    return " ".join(out.split())
+
+
+_md = escape_markdown
+
+
+def describe_return(*, filing_id: int, revision: int, step_label: str, opinion: str,
+                    submitter_id: str, last_refusal: str = "") -> str:
+    """Markdown for the resubmit form after a return (退回): the reviewer's opinion escaped."""
+    lines = [f"## 报批 Filing #{filing_id} was returned (退回) — revision {revision}",
+             f"**Returned at step:** {_md(step_label)}  ",
+             f"**Opinion:** {_md(opinion)}", "",
+             f"The submitter (**{_md(submitter_id)}**) resubmits a revised request "
+             "(revision + 1, a new FIL document) or withdraws it."]
+    if last_refusal:
+        lines += ["", f"> **The last form was not accepted:** {_md(last_refusal)}"]
+    return "\n".join(lines)
+
+
+def describe_submission(*, branch: str, kind: str, subject: str, submitter: str) -> str:
+    """Markdown for the form confirming a submission started from the Prefect UI."""
+    return (f"## 报批 submission\n**Branch:** {_md(branch)}  \n**Kind:** {_md(kind)}  \n"
+            f"**Subject:** {_md(subject)}\n\nThe submitter **{_md(submitter)}** confirms "
+            "with their user id and secret.")
 
 
 class PreregisterForm(RunInput):

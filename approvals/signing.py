@@ -23,6 +23,7 @@ from brokerflow.approvals.decisions import (
 )
 from brokerflow.approvals.forms import NamingForm, SignForm, describe_waiting
 from brokerflow.approvals.waiting import WaitMode, awaited_form
+from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.errors import AccessDenied, NotFound
 from brokerflow.kernel.models import User
@@ -53,6 +54,21 @@ def bind_flow_run(engine: Engine, model: type[RunBound], key: int, run_id: str) 
             session.commit()
         elif row.flow_run_id != run_id:
             raise AccessDenied(f"{model.__name__} {key} is handled by flow run {row.flow_run_id}")
+
+
+def unbind_dead_run(session: Session, model: type[RunBound], key: int, *, request_key: str,
+                    actor_id: str, reason: str) -> str | None:
+    """Free a request whose run died (the caller checked) for a new run, which binds itself
+    (``bind_flow_run``); audited, the caller commits.  The run it was bound to."""
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"no {model.__name__} {key}")
+    old = row.flow_run_id
+    row.flow_run_id = None
+    session.add(row)
+    append_audit(session, actor_id=actor_id, action="run-rebound", request_key=request_key,
+                 details={"from": old, "reason": reason})
+    return old
 
 
 def update_row(engine: Engine, model: type[SQLModel], key: int, **values: Any) -> None:

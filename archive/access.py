@@ -1,4 +1,5 @@
-"""Who may read which archived document (档案的查阅原则, seed 002 第二十五条).  Pure rules.
+"""Who may read which archived document (档案的查阅原则, seed 002 第二十五条), and who may
+archive an outside one (SPEC §5).  Pure rules.
 
 - head-office staff (branch ``HQ``) see everything;
 - a branch's management (branch manager, deputy, trading/finance managers, chief accountant)
@@ -75,3 +76,17 @@ def readable_scope(user: UserView, *, subordinates: frozenset[str] = frozenset()
         return ReadableScope(branch=user.branch, cm_ids=subordinates | {user.user_id},
                              team=user.team or None)
     return ReadableScope(branch=user.branch, cm_ids=frozenset({user.user_id}))
+
+
+#: Only outside documents are archived by hand; every other type only by its flow (SPEC §5).
+OUTSIDE_DOCUMENT_TYPE = "EXT"
+
+
+def decide_put(user: UserView, *, branch: str, doc_type: str) -> AccessDecision:
+    """May ``user`` archive an outside document of ``doc_type`` for ``branch`` by hand?"""
+    if doc_type != OUTSIDE_DOCUMENT_TYPE:
+        return AccessDecision(False, f"{doc_type} documents are archived only by their flow; "
+                                     f"by hand only {OUTSIDE_DOCUMENT_TYPE}")
+    if user.is_head_office or user.branch == branch:
+        return AccessDecision(True, "a role in that branch (or head office)")
+    return AccessDecision(False, f"no role in branch {branch}")

@@ -5,6 +5,7 @@ Keyword-only functions taking a ``Session``; the caller decides when to commit.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, or_, update
@@ -14,7 +15,7 @@ from sqlmodel import Session, col, select
 from brokerflow.archive.access import ReadableScope
 from brokerflow.archive.serials import MAX_NUMBER, SERIAL_PATTERN, format_serial
 from brokerflow.kernel.calendar import utcnow
-from brokerflow.kernel.errors import BrokerflowError
+from brokerflow.kernel.errors import BadInput, BrokerflowError
 from brokerflow.kernel.models import (
     AccessLogEntry,
     ArchiveEntry,
@@ -108,6 +109,9 @@ def index_document(session: Session, *, entry: ArchiveEntry) -> None:
     session.add(entry)
 
 
+SERIAL_PREFIX = re.compile(r"[A-Za-z0-9-]{1,32}")
+
+
 @dataclass(frozen=True)
 class SearchFilter:
     serial: str | None = None  # a whole serial matches exactly; anything shorter is a prefix
@@ -144,9 +148,12 @@ def search_entries(session: Session, *, query: SearchFilter,
         text = query.serial.strip().rstrip("*")
         if SERIAL_PATTERN.match(text):
             statement = statement.where(ArchiveEntry.serial == text)
-        else:
+        elif text:
+            if not SERIAL_PREFIX.fullmatch(text):
+                raise BadInput("a serial prefix has at most 32 letters, digits and '-', "
+                               "e.g. SZ01-PAY-2026", column="serial")
             # a range, not LIKE: SQLite cannot use the primary-key index for a bound LIKE
-            upper = text[:-1] + chr(ord(text[-1]) + 1) if text else "\U0010ffff"
+            upper = text[:-1] + chr(ord(text[-1]) + 1)
             statement = statement.where(col(ArchiveEntry.serial) >= text,
                                         col(ArchiveEntry.serial) < upper)
     for column, value in (

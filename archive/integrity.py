@@ -4,6 +4,7 @@ every serial and every object; ``rebuild_index`` recreates the index from the bu
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete
 from sqlmodel import select
 
-from brokerflow.archive.serials import Serial
-from brokerflow.archive.service import entry_from_metadata, is_document_key
+from brokerflow.archive.layout import entry_from_metadata, is_document_key, void_marker_serial
+from brokerflow.archive.serials import Serial, parse_serial
 from brokerflow.archive.store import ObjectVersion
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BrokerflowError, NotFound
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 class VerifyReport:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    markers_written: int = 0  # void markers the bucket lacked (the store was down at voiding)
 
     @property
     def ok(self) -> bool:
@@ -37,6 +39,7 @@ class VerifyReport:
 @dataclass
 class RebuildReport:
     indexed: int = 0
+    voids_kept: int = 0  # from the bucket's void markers and the database's void records
     voided_gaps: int = 0
     voided_duplicates: int = 0  # objects under an earlier serial of the same document
     skipped: list[str] = field(default_factory=list)
@@ -57,9 +60,19 @@ def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
         records = {r.serial: r for r in session.exec(select(SerialRecord))}
         counters = list(session.exec(select(SerialCounter)))
     versions: dict[str, list[ObjectVersion]] = defaultdict(list)
+    markers: set[str] = set()
     for version in archive.store.versions():
         if is_document_key(version.key):  # other data (e.g. crm/ exports) is not archive
             versions[version.key].append(version)
+        elif (voided := void_marker_serial(version.key)) is not None:
+            markers.add(voided)
+    for void in records.values():  # a void the store was down for gets its marker now
+        if void.status == SerialStatus.VOID and void.serial not in markers:
+            if archive.store_void_marker(void.serial, void.reason):
+                report.markers_written += 1
+            else:
+                report.problems.append(f"{void.serial}: void, but its marker could not be "
+                                       "written to the bucket")
     indexed_keys = {e.object_key for e in entries}
     for entry in entries:
         report.checked += 1
@@ -127,14 +140,25 @@ def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = 
     duplicates or overwrites, which ``verify`` reports).  When objects under several
     serials claim the same document (type, subject key, revision) -- an upload that
     arrived after its serial was voided and the document was stored again -- the highest
-    number is the document and the others become void records.  Numbers with no object
-    become void records.
+    number is the document and the others become void records.  Voids recorded in the
+    bucket (``.void`` markers) and in the database being rebuilt stay void with their
+    reasons; counters resume after the highest number seen anywhere, void or not (a number
+    once handed out is never handed out again).  Numbers with no object become void records.
     """
     report = RebuildReport()
     oldest: dict[str, str] = {}
+    voids: dict[str, str] = {}  # serial -> reason: markers in the bucket, then the old index
     for version in archive.store.versions():
         if is_document_key(version.key):
             oldest[version.key] = version.version_id  # listing is newest first per key
+        elif (voided := void_marker_serial(version.key)) is not None:
+            voids[voided] = _marker_reason(archive, version.key, version.version_id)
+    with new_session(archive.engine) as session:  # what the database knew survives too
+        for record in session.exec(select(SerialRecord).where(
+                SerialRecord.status == SerialStatus.VOID)):
+            voids.setdefault(record.serial, record.reason)
+        counted = {(c.branch, c.doc_type, c.year): c.last_number
+                   for c in session.exec(select(SerialCounter))}
     documents: dict[tuple[str, str, int], list[ArchiveEntry]] = defaultdict(list)
     for done, (key, version_id) in enumerate(sorted(oldest.items()), start=1):
         info = archive.store.stat(key, version_id=version_id)
@@ -181,6 +205,20 @@ def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = 
                        "(this upload arrived after its serial was voided)",
             ))
             report.voided_duplicates += 1
+        for serial_text, reason in sorted(voids.items()):
+            serial = parse_serial(serial_text)
+            group = (serial.branch, serial.doc_type, serial.year)
+            highest[group] = max(highest[group], serial.number)
+            if serial.number in used[group]:
+                continue  # a document is stored under it after all (verify reports that)
+            used[group].add(serial.number)
+            session.add(SerialRecord(
+                serial=serial_text, branch=serial.branch, doc_type=serial.doc_type,
+                year=serial.year, number=serial.number, subject_key=f"void:{serial_text}",
+                status=SerialStatus.VOID, reason=reason))
+            report.voids_kept += 1
+        for group, last in counted.items():  # never below a number handed out before
+            highest[group] = max(highest[group], last)
         for (branch, doc_type, year), last in highest.items():
             session.add(SerialCounter(branch=branch, doc_type=doc_type, year=year,
                                       last_number=last))
@@ -195,4 +233,12 @@ def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = 
         session.commit()
     report.indexed = len(entries)
     return report
+
+
+def _marker_reason(archive: Archive, key: str, version_id: str) -> str:
+    try:
+        data = json.loads(archive.store.get(key, version_id=version_id))
+        return str(data.get("reason", ""))[:2000] or "void (marker in the bucket)"
+    except (BrokerflowError, ValueError, AttributeError):
+        return "void (marker in the bucket, unreadable)"
 

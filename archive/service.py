@@ -16,10 +16,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import urllib3
@@ -29,16 +32,22 @@ from sqlalchemy import exc as sa_exc
 from sqlmodel import select
 
 from brokerflow.archive import index
-from brokerflow.archive.access import DocumentScope, decide_read, readable_scope
+from brokerflow.archive.access import DocumentScope, decide_put, decide_read, readable_scope
+from brokerflow.archive.anchors import current_head, head_label
+from brokerflow.archive.layout import (  # noqa: F401  (part of this module's interface)
+    entry_from_metadata,
+    is_document_key,
+    void_marker_key,
+    void_marker_serial,
+)
 from brokerflow.archive.serials import Serial, parse_serial
-from brokerflow.archive.store import ObjectInfo, ObjectStore, StoredObject
+from brokerflow.archive.store import ObjectStore, StoredObject
 from brokerflow.kernel.calendar import utcnow
-from brokerflow.kernel.db import new_session
+from brokerflow.kernel.db import new_session, read_session
 from brokerflow.kernel.errors import (
     AccessDenied,
     AccessError,
     BadInput,
-    BrokerflowError,
     NotFound,
     StorageError,
 )
@@ -49,13 +58,14 @@ from brokerflow.kernel.models import (
     SerialRecord,
     User,
 )
-from brokerflow.kernel.roster import authenticate, subordinate_ids
+from brokerflow.kernel.roster import check_secret, subordinate_ids
 from brokerflow.kernel.settings import Settings
 
 if TYPE_CHECKING:
     from brokerflow.archive.integrity import RebuildReport, VerifyReport
 from brokerflow.kernel.vocabulary import SerialStatus, check_doc_type
 
+log = logging.getLogger("brokerflow.archive")
 MAX_SUBJECT_LENGTH = 200
 PDF_MAGIC = b"%PDF-"
 
@@ -94,34 +104,6 @@ class PutResult:
     sha256: str
 
 
-def is_document_key(key: str) -> bool:
-    """Whether ``key`` has the archive's layout ``<branch>/<type>/<yyyy>/<serial>.pdf``."""
-    name = key.rsplit("/", 1)[-1]
-    if not name.endswith(".pdf"):
-        return False
-    try:
-        return parse_serial(name[:-4]).object_key == key
-    except BadInput:
-        return False
-
-
-def entry_from_metadata(key: str, info: ObjectInfo) -> ArchiveEntry:
-    """The index row an object's metadata describes (KeyError/ValueError when incomplete)."""
-    meta = info.metadata
-    serial = parse_serial(meta["serial"])
-    if serial.object_key != key:
-        raise ValueError(f"serial {serial} does not belong at {key}")
-    return ArchiveEntry(
-        serial=str(serial), branch=meta["branch"], doc_type=meta["type"], year=serial.year,
-        number=serial.number, subject=meta["subject"], subject_key=meta["subject-key"],
-        revision=int(meta["revision"]), cm_id=meta.get("cm") or None,
-        team=meta.get("team", ""), month=meta["month"], sha256=meta["sha256"],
-        size=info.size, created_by=meta.get("created-by", ""),
-        created_at=datetime.fromisoformat(meta["created-at"]), object_key=key,
-        version_id=info.version_id,
-    )
-
-
 def validate_month(month: str, *, column: str = "--month") -> str:
     try:
         datetime.strptime(month, "%Y-%m")
@@ -149,11 +131,13 @@ class Archive:
 
     # ------------------------------------------------------------------ identity
 
-    def authenticate(self, user_id: str, secret: str) -> UserView:
-        """Check a user's secret; a failure is written to the access log."""
+    def authenticate(self, user_id: str, secret: str, *, channel: str = "cli",
+                     address: str = "") -> UserView:
+        """Check a user's secret (``check_secret``: lockout, left users); a failure is also
+        written to the access log."""
         try:
-            with new_session(self.engine) as session:
-                return authenticate(session, user_id=user_id, secret=secret)
+            return check_secret(self.engine, user_id=user_id, secret=secret, channel=channel,
+                                address=address)
         except AccessError as exc:  # logged after the reading session is closed
             self._log(user_id, "authenticate", "", allowed=False, reason=str(exc))
             raise
@@ -164,6 +148,10 @@ class Archive:
                              allowed=allowed, reason=reason)
             session.commit()
 
+    def log_refusal(self, user_id: str, action: str, *, reason: str, target: str = "") -> None:
+        """Write a refused attempt that is not a read (a forged form, a locked login)."""
+        self._log(user_id[:64], action, target, allowed=False, reason=reason)
+
     def deny(self, user: UserView, action: str, target: str, reason: str) -> AccessDenied:
         """Log a refused ``action`` by ``user`` on ``target``; the error to raise for it."""
         self._log(user.user_id, action, target, allowed=False, reason=reason)
@@ -173,10 +161,15 @@ class Archive:
 
     def put(self, data: bytes, spec: DocumentSpec, *, actor: UserView,
             owner: str | None = None) -> PutResult:
-        """Archive a finished PDF (e.g. an outside scan).  An empty ``spec.subject_key``
-        becomes the content hash, so the same file archived twice is one document."""
+        """Archive an outside PDF (``EXT``, by a user of that branch or head office: SPEC §5;
+        refusals logged).  An empty ``spec.subject_key`` becomes the content hash, so the same
+        file archived twice is one document."""
         if not data.startswith(PDF_MAGIC):
             raise BadInput("not a PDF (it does not start with %PDF-)", file=spec.source)
+        self._validate(replace(spec, subject_key=spec.subject_key or "sha256"), actor=actor)
+        allowed = decide_put(actor, branch=spec.branch, doc_type=spec.doc_type)
+        if not allowed.allowed:
+            raise self.deny(actor, "put", spec.branch, allowed.reason)
         sha256 = hashlib.sha256(data).hexdigest()
         if not spec.subject_key:
             spec = replace(spec, subject_key=f"sha256:{sha256}")
@@ -258,6 +251,7 @@ class Archive:
             "revision": str(spec.revision), "cm": spec.cm_id or "", "team": reservation.team,
             "month": reservation.month, "created-by": reservation.actor_id,
             "created-at": reservation.created_at.isoformat(),
+            "audit-head": head_label(current_head(self)),  # an anchor of the audit chain
         }
         try:
             stored = self.store.put(serial.object_key, data, metadata=metadata)
@@ -296,6 +290,22 @@ class Archive:
         with new_session(self.engine) as session:
             index.void_serial(session, serial=str(reservation.serial), reason=reason)
             session.commit()
+        self.store_void_marker(str(reservation.serial), reason)
+
+    def store_void_marker(self, serial: str, reason: str) -> bool:
+        """Record a void in the bucket too (``<serial>.void`` beside where its PDF would be),
+        so that ``rebuild-index`` restores it and never hands the number out again.  False
+        when the store is down (``verify`` writes the markers still missing)."""
+        key = void_marker_key(serial)
+        body = json.dumps({"serial": serial, "status": "void", "reason": reason},
+                          ensure_ascii=False).encode()
+        try:
+            self.store.put(key, body, metadata={"serial": serial, "status": "void"},
+                           content_type="application/json")
+        except StorageError as exc:
+            log.warning("void marker of %s not stored yet: %s", serial, exc)
+            return False
+        return True
 
     def _validate(self, spec: DocumentSpec, *, actor: UserView) -> tuple[str, str]:
         """(team, month) after every input check; raises before anything is written."""
@@ -381,10 +391,11 @@ class Archive:
         indexed = self._index_landed(record)
         if indexed is not None:
             return indexed
+        reason = "put interrupted: no object stored within the lease"
         with new_session(self.engine) as session:
-            index.void_serial(session, serial=record.serial,
-                              reason="put interrupted: no object stored within the lease")
+            index.void_serial(session, serial=record.serial, reason=reason)
             session.commit()
+        self.store_void_marker(record.serial, reason)
         return None
 
     # ------------------------------------------------------------------ read
@@ -395,13 +406,13 @@ class Archive:
     def _subordinates(self, user: UserView) -> frozenset[str]:
         if user.is_head_office:
             return frozenset()
-        with new_session(self.engine) as session:
+        with read_session(self.engine) as session:
             return frozenset(subordinate_ids(session, user.user_id))
 
     def get(self, serial: str, *, actor: UserView) -> tuple[ArchiveEntry, bytes]:
         """The index row and the checksum-verified PDF of ``serial``, if ``actor`` may read it."""
         parse_serial(serial)
-        with new_session(self.engine) as session:
+        with read_session(self.engine) as session:
             entry = session.get(ArchiveEntry, serial)
         if entry is None:
             self._log(actor.user_id, "get", serial, allowed=False, reason="no such serial")
@@ -429,7 +440,7 @@ class Archive:
         # The query is narrowed to what the actor could see, then every row is still decided
         # by decide_read; pages continue until ``limit`` visible rows or the end.
         while len(visible) < query.limit:
-            with new_session(self.engine) as session:
+            with read_session(self.engine) as session:
                 rows = index.search_entries(session, query=query, within=within, after=after)
             scanned += len(rows)
             for entry in rows:
@@ -460,15 +471,12 @@ class Archive:
 
         return rebuild_index(self, progress=progress)
 
-    def presigned_url(self, serial: str, *, days: int = 7) -> str:
-        """A time-limited link to the PDF for form descriptions ('' when none can be made)."""
+    def document_link(self, serial: str) -> str:
+        """The archive page's address of a document, for form descriptions: opening it
+        checks SPEC §5 access and logs the read ('' when there is no serial)."""
         if not serial:
             return ""
-        try:
-            return self.store.client.presigned_get_object(
-                self.store.bucket, parse_serial(serial).object_key, expires=timedelta(days=days))
-        except (ValueError, BrokerflowError, S3Error):
-            return ""
+        return f"{self.settings.web_url.rstrip('/')}/documents/{quote(serial, safe='')}.pdf"
 
     # ------------------------------------------------------------------ integrity
 

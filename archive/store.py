@@ -181,21 +181,23 @@ class ObjectStore:
     # ------------------------------------------------------------------ objects
 
     def put(self, key: str, data: bytes, *, metadata: dict[str, str],
-            content_type: str = "application/pdf") -> StoredObject:
+            content_type: str = "application/pdf", new_version: bool = False) -> StoredObject:
         """Store ``data`` at ``key`` with Content-MD5, once; confirm the ETag equals the MD5.
 
         Every PUT is conditional (``If-None-Match: *``: only if the key is empty), so sending
         it again after an unknown outcome cannot make a second version: when the first one
         landed meanwhile, the endpoint answers 412 and the version holding these bytes is
         taken as stored; other bytes at the key are an ``IntegrityError``.  ``StorageError``
-        after ``retry_seconds``.
+        after ``retry_seconds``.  ``new_version`` (inputs such as a corrected CRM export, never
+        an archived document) drops the condition: the bytes become the key's newest version.
         """
         md5 = hashlib.md5(data, usedforsecurity=False)
         user_metadata: dict[str, str | list[str] | tuple[str]] = dict(encode_metadata(metadata))
         headers = genheaders(user_metadata, None, None, None, False)
         headers["Content-Type"] = content_type
         headers["Content-MD5"] = base64.b64encode(md5.digest()).decode()
-        headers["If-None-Match"] = "*"
+        if not new_version:
+            headers["If-None-Match"] = "*"
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.5
         while True:

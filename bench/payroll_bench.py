@@ -494,6 +494,8 @@ def run_flow(archive: Any, export: Path, budget: Budget) -> FlowRun:
 
     ended: dict[str, float] = {}
     extra: dict[str, Any] = {}
+    # worker paths (data_dir, policy) and CRM attribution are development-mode conveniences
+    os.environ["BROKERFLOW_DEV"] = "1"
     if "attribution_source" in inspect.signature(monthly_closing.fn).parameters:
         extra["attribution_source"] = "crm"  # count rows as the bare path and the CLI do
     print(f"  monthly_closing(branch={BRANCH!r}, month={MONTH!r}, data_dir=..., policy=..., "

@@ -105,7 +105,7 @@ def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
               + (" (CONFLICT)" if attribution.status == AttributionStatus.CONFLICT else ""),
         subject=f"client …{_last4(archive, attribution)}, assets {attribution.asset_size}",
         serial=attribution.confirmation_serial,
-        pdf_url=archive.presigned_url(attribution.confirmation_serial),
+        pdf_url=archive.document_link(attribution.confirmation_serial),
         submitter_id=attribution.registered_by, branch=attribution.branch,
         form_type=form_type, extra_check=extra_check,  # type: ignore[arg-type]
     )
@@ -175,7 +175,7 @@ def _preregister_from_ui(archive: Archive, settings: Settings, *, run_id: str,
                             session, registrar=registrar, cm_id=answer.cm.strip(),
                             client_name=answer.client_name,
                             id_number=answer.id_number.get_secret_value(),
-                            asset_size=answer.asset_size, hash_key=settings.secret_key)
+                            asset_size=answer.asset_size, hash_key=settings.id_hash_key)
                         attribution.flow_run_id = run_id
                         session.add(attribution)
                         session.commit()

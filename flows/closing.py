@@ -16,9 +16,13 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import httpx
 from prefect import flow
+from prefect.client.orchestration import get_client
+from prefect.exceptions import PrefectException
 from sqlmodel import select
 
 from brokerflow.approvals.attributions import EffectiveAttributions, effective_attributions
@@ -34,7 +38,7 @@ from brokerflow.flows.leases import held_lease
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import Month, month_end, previous_month, utcnow
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import BadInput, NotFound
+from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollRun, User, UserRole
 from brokerflow.kernel.roster import get_user_view
@@ -52,6 +56,7 @@ from brokerflow.payroll.records import (
     run_lines,
     set_status,
 )
+from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
@@ -110,8 +115,8 @@ def counted_by_attribution(effective: EffectiveAttributions,
 
 
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                        policy: str | None, run_id: str,
-                        attribution_source: AttributionSource) -> PayrollRun:
+                        policy: str | None, run_id: str, attribution_source: AttributionSource,
+                        started_by: str) -> PayrollRun:
     with tempfile.TemporaryDirectory(prefix="brokerflow-crm-") as tmp:
         source = Path(data_dir) if data_dir else _fetch_export(archive, branch, month,
                                                                 Path(tmp))
@@ -127,11 +132,12 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
     with new_session(archive.engine) as session:
         demoted = demotion_due(session, branch=branch, result=result)
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
-                         history_flags={cm: ["demotion_due"] for cm in demoted})
-        append_audit(session, actor_id="system", action="payroll-computed",
+                         history_flags={cm: ["demotion_due"] for cm in demoted},
+                         started_by=started_by)
+        append_audit(session, actor_id=started_by, action="payroll-computed",
                      request_key=request_key(branch, month),
                      details={"revision": run.revision, "lines": len(result.lines),
-                              "totals": json.loads(run.totals)})
+                              "totals": json.loads(run.totals), "flow_run": run_id})
         session.commit()
     return run
 
@@ -160,12 +166,13 @@ def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
 
 
 def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                       policy: str | None, run_id: str,
-                       attribution_source: AttributionSource) -> PayrollRun:
+                       policy: str | None, run_id: str, attribution_source: AttributionSource,
+                       starter: Callable[[], str]) -> PayrollRun:
     with new_session(archive.engine) as session:
         latest = latest_run(session, branch=branch, month=month)
     if latest is not None and latest.flow_run_id == run_id:
         return latest  # this flow run was re-executed (suspension, restart)
+    started_by = starter()  # refuses (audited) a start SPEC §2.1 does not allow
     if latest is not None and latest.status == ClosingStatus.CLOSED:
         raise MonthClosed(f"{branch} {month} is closed (signed as {latest.signed_serial}); "
                           "a correction needs 'brokerflow payroll reopen' by the branch manager")
@@ -178,7 +185,58 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
     archive_confirmation_lists(archive, branch=branch, month=month)  # CML, just before
     return _compute_and_record(archive, branch=branch, month=month, data_dir=data_dir,
                                policy=policy, run_id=run_id,
-                               attribution_source=attribution_source)
+                               attribution_source=attribution_source, started_by=started_by)
+
+
+def _starter(archive: Archive, *, branch: str, month: str, ticket: str | None,
+             data_dir: str | None, policy: str | None, attribution_source: AttributionSource,
+             run_id: str) -> str:
+    """Who starts this closing (a user by ticket, or the schedule); what SPEC §2.1 forbids is
+    refused, audited, with ``AccessDenied``."""
+    settings = archive.settings
+    problem, starter = "", None
+    if not settings.dev and (data_dir or policy):
+        problem = ("flow parameters naming files on the worker (data_dir, policy) are refused "
+                   "outside development mode; the export is read from crm/<branch>/<month>/")
+    elif not settings.dev and attribution_source != "database":
+        problem = ("counting clients by the CRM's attribution column is refused outside "
+                   "development mode")
+    elif ticket:
+        with new_session(archive.engine) as session:
+            starter = redeem_start_ticket(session, ticket=ticket, branch=branch, month=month)
+        problem = "" if starter else "the start ticket is unknown, expired or for another month"
+    elif made_by_schedule(run_id):
+        starter = SYSTEM
+    elif settings.dev:
+        starter = DEVELOPMENT
+    else:
+        problem = ("a closing is started by its schedule or by 'brokerflow payroll close' "
+                   "(an identified user with a closing role of the branch)")
+    if starter:
+        return starter
+    with new_session(archive.engine) as session:
+        append_audit(session, actor_id="(unidentified)", action="refused",
+                     request_key=request_key(branch, month),
+                     details={"reason": problem, "flow_run": run_id})
+        session.commit()
+    raise AccessDenied(f"closing {branch} {month} refused: {problem}")
+
+
+def made_by_schedule(run_id: str) -> bool:
+    """Whether Prefect's scheduler made this flow run (nobody can create one so by API)."""
+    try:
+        with get_client(sync_client=True) as client:
+            return bool(client.read_flow_run(UUID(run_id)).auto_scheduled)
+    except (ValueError, PrefectException, httpx.HTTPError):
+        return False  # cannot tell: not the schedule
+
+
+def document_actor(archive: Archive, run: PayrollRun) -> UserView:
+    """Whom the closing's documents are archived as: who started it, or the system."""
+    with new_session(archive.engine) as session:
+        view = get_user_view(session, run.started_by)
+    return view or UserView(user_id=run.started_by, name="系统 (定时任务 scheduled)",
+                            branch=run.branch, team="", supervisor_id=None, roles=frozenset())
 
 
 @flow(name="monthly-closing", persist_result=True, on_completion=ANSWER_HOOKS,
@@ -191,12 +249,15 @@ def monthly_closing(
     wait: WaitMode = "suspend",
     poll_interval: float = 10.0,
     attribution_source: AttributionSource = "database",
+    ticket: str | None = None,
 ) -> str:
     """Close ``branch``'s ``month`` (default: the previous month); returns the PAS serial,
     or the status the sign-off ended with.
 
     Which client rows count: ``database`` — the attributions effective at each month's end
-    (the CRM's attribution_effective column is ignored); ``crm`` — that column.
+    (the CRM's attribution_effective column is ignored); ``crm`` — that column (development
+    mode only, like ``data_dir`` and ``policy``).  ``ticket``: from ``brokerflow payroll
+    close``; without it only the deployment's schedule starts a closing.
     """
     settings = load_settings()
     month = month or previous_month(utcnow(), ZoneInfo(settings.timezone))
@@ -204,21 +265,26 @@ def monthly_closing(
     archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
     with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):
+        def starter() -> str:
+            return _starter(archive, branch=branch, month=month, ticket=ticket,
+                            data_dir=data_dir, policy=policy,
+                            attribution_source=attribution_source, run_id=run_id)
+
         return _close(archive, branch=branch, month=month, data_dir=data_dir, policy=policy,
                       run_id=run_id, mode=wait, poll_interval=poll_interval,
-                      attribution_source=attribution_source)
+                      attribution_source=attribution_source, starter=starter)
 
 
 def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
            policy: str | None, run_id: str, mode: WaitMode, poll_interval: float,
-           attribution_source: AttributionSource) -> str:
+           attribution_source: AttributionSource, starter: Callable[[], str]) -> str:
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
                              policy=policy, run_id=run_id,
-                             attribution_source=attribution_source)
+                             attribution_source=attribution_source, starter=starter)
     assert run.id is not None
     run_pk = run.id
     key = request_key(branch, month)
-    preparer = branch_preparer(archive, branch)
+    preparer = document_actor(archive, run)
     with new_session(archive.engine) as session:
         lines = run_lines(session, run_id=run_pk)
     if not run.pay_serial:
@@ -248,7 +314,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                 title=f"营业部客户经理薪酬月报表 {branch} {month} (revision {run.revision})",
                 subject=f"{month} payroll: gross {json.loads(run.totals)['gross']}, net "
                         f"{json.loads(run.totals)['net_pay']}, {len(lines)} staff",
-                serial=run.pay_serial, pdf_url=archive.presigned_url(run.pay_serial),
+                serial=run.pay_serial, pdf_url=archive.document_link(run.pay_serial),
                 submitter_id="",  # prepared by the system; the chief accountant signs first
                 branch=branch,
             )

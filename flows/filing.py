@@ -25,7 +25,12 @@ from brokerflow.approvals.decisions import (
     record_refusal,
 )
 from brokerflow.approvals.filings import FILING_KINDS, create_filing, get_filing, request_key, touch
-from brokerflow.approvals.forms import ResubmitForm, SubmitForm
+from brokerflow.approvals.forms import (
+    ResubmitForm,
+    SubmitForm,
+    describe_return,
+    describe_submission,
+)
 from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
@@ -118,7 +123,7 @@ def _take_signature(
         chain=FILING_CHAIN, request_key=request_key(filing_id), revision=filing.revision,
         attempt=filing.form_attempts, title=f"报批 Filing #{filing_id} (revision "
         f"{filing.revision})", subject=filing.subject, serial=filing.current_serial,
-        pdf_url=archive.presigned_url(filing.current_serial), submitter_id=filing.submitter_id,
+        pdf_url=archive.document_link(filing.current_serial), submitter_id=filing.submitter_id,
     )
     take_signature(archive.engine, request, waiting, decisions,
                    claim_attempt=claim_on(Filing, filing_id), run_id=run_id, mode=mode,
@@ -142,14 +147,10 @@ def _await_revision(
         session.commit()
     decisions = load_decisions_for(archive, filing)
     returned = next(d for d in decisions if d.decision == DecisionKind.RETURN)
-    description = "\n".join([
-        f"## 报批 Filing #{filing.id} was returned (退回) — revision {filing.revision}",
-        f"**Returned at step:** {FILING_CHAIN.step(returned.step).label}  ",
-        f"**Opinion:** {returned.opinion}", "",
-        f"The submitter (**{filing.submitter_id}**) resubmits a revised request "
-        "(revision + 1, a new FIL document) or withdraws it.",
-        *(["", f"> **The last form was not accepted:** {last_refusal}"] if last_refusal else []),
-    ])
+    description = describe_return(
+        filing_id=filing.id, revision=filing.revision,
+        step_label=FILING_CHAIN.step(returned.step).label, opinion=returned.opinion,
+        submitter_id=filing.submitter_id, last_refusal=last_refusal)
     key_of_form = form_key(key, filing.revision, attempt)
     with awaited_form(ResubmitForm, description=description, key=key_of_form, mode=mode,
                       poll_interval=poll_interval) as answer:
@@ -228,9 +229,8 @@ def _confirm_ui_submission(
         attempt = _refusals(archive, submission)  # a re-run asks for the same form again
         with awaited_form(
             SubmitForm,
-            description=(f"## 报批 submission\n**Branch:** {branch}  \n**Kind:** {kind}  \n"
-                         f"**Subject:** {subject}\n\nThe submitter **{submitter}** confirms "
-                         "with their user id and secret."),
+            description=describe_submission(branch=branch, kind=kind, subject=subject,
+                                            submitter=submitter),
             key=f"submit-{attempt}", mode=mode, poll_interval=poll_interval) as answer:
             signer = identify(archive.engine, user_id=answer.signer.strip(),
                               secret=answer.secret.get_secret_value())

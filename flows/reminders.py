@@ -1,17 +1,21 @@
 """催办: a scheduled flow that records a reminder (and a Prefect artifact) for every approval
-step waiting longer than the policy allows.  Nothing is ever approved automatically."""
+step waiting longer than the policy allows.  Nothing is ever approved automatically.  Once a
+day it also anchors the audit chain's head in the bucket (``archive.anchors``)."""
 
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
 # process, where string annotations (e.g. WaitMode) could not be resolved.
 
 from datetime import UTC, datetime, timedelta
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from brokerflow.approvals.reminders import record_reminders
+from brokerflow.archive.anchors import checkpoint_since, write_checkpoint
+from brokerflow.archive.service import open_archive
 from brokerflow.kernel.db import new_session, open_database
-from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.errors import StorageError
+from brokerflow.kernel.settings import Settings, load_settings
 
 
 @flow(name="approval-reminders")
@@ -31,4 +35,19 @@ def approval_reminders(now: datetime | None = None, limit_hours: int | None = No
             markdown=f"## 催办 Reminder\n\n{message}\n\nNothing is approved automatically.",
             description=message,
         )
+    anchor_daily(settings)
     return len(messages)
+
+
+def anchor_daily(settings: Settings) -> str | None:
+    """Write today's audit checkpoint unless there is one; its key (None: none was due, or
+    the store is down, which the next hourly run retries)."""
+    archive = open_archive(settings, prepare_bucket=False)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        if checkpoint_since(archive, today):
+            return None
+        return write_checkpoint(archive)
+    except StorageError as exc:
+        get_run_logger().warning("audit checkpoint not written (retried next hour): %s", exc)
+        return None

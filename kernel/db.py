@@ -1,12 +1,16 @@
 """Database engine and schema (Alembic migrations, applied on start).
 
-SQLite (the default) is opened in WAL mode with a busy timeout, and every transaction begins
-``IMMEDIATE`` so that concurrent writers queue instead of failing on lock upgrade.  Nothing
-else assumes SQLite: PostgreSQL works through ``BROKERFLOW_DATABASE_URL``.
+SQLite (the default) is opened in WAL mode with a busy timeout, and a writing transaction
+begins ``IMMEDIATE`` so that concurrent writers queue instead of failing on lock upgrade.  A
+session for reading only (``read_session``) begins deferred: it never takes the write lock, so
+a long writer does not block the login page or a search.  Waiting longer than the busy timeout
+for the lock is ``DatabaseBusy`` (exit 7).  Nothing else assumes SQLite: PostgreSQL works
+through ``BROKERFLOW_DATABASE_URL``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,42 +21,64 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, event, inspect
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from brokerflow.kernel import models  # noqa: F401  (registers the tables)
 from brokerflow.kernel.errors import SchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+READ_ONLY = "brokerflow_read_only"  # execution option of ``read_session``'s connections
 
 
-def make_engine(database_url: str) -> Engine:
-    """Create an engine for ``database_url``; SQLite files get their directory created."""
+def make_engine(database_url: str, *, busy_timeout_ms: int | None = None) -> Engine:
+    """Create an engine for ``database_url``; SQLite files get their directory created.
+
+    ``busy_timeout_ms`` (default ``BROKERFLOW_DATABASE_BUSY_MS`` or 60 s): how long SQLite
+    waits for another writer before ``DatabaseBusy``."""
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+        timeout = busy_timeout_ms or int(os.environ.get("BROKERFLOW_DATABASE_BUSY_MS",
+                                                        SQLITE_BUSY_TIMEOUT_MS))
         engine = create_engine(
-            database_url,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            database_url, connect_args={"check_same_thread": False, "timeout": timeout / 1000},
         )
-        _make_sqlite_transactions_immediate(engine)
+        _make_sqlite_transactions_immediate(engine, timeout)
         return engine
     return create_engine(database_url, pool_pre_ping=True)
 
 
-def _make_sqlite_transactions_immediate(engine: Engine) -> None:
+def _make_sqlite_transactions_immediate(engine: Engine, timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def read_session(engine: Engine) -> Session:
+    """A session that only reads: on SQLite it begins deferred and never waits for, or
+    blocks, a writer (WAL readers see the last committed state).  Writing in it is a bug."""
+    return Session(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is the database's lock wait running out (SQLite ``database is
+    locked``/``busy``, PostgreSQL lock timeout)."""
+    text = str(getattr(error, "orig", error)).lower()
+    return isinstance(error, OperationalError) and any(
+        marker in text for marker in ("database is locked", "database is busy",
+                                      "lock timeout", "could not obtain lock"))
 
 
 #: The revision a database made by ``create_all`` before migrations existed is at: the

@@ -6,6 +6,7 @@
     ├── UnsafeSettings              exit 2: default secrets outside development mode
     ├── MissingCJKFont              exit 2: no Chinese font installed (names the package)
     ├── SchemaError                 exit 6: the database needs a migration start cannot make
+    ├── DatabaseBusy                exit 7: another writer held the database too long; retry
     ├── AccessError                 exit 3
     │   ├── AuthenticationFailed    unknown user or wrong secret
     │   └── AccessDenied            a known user asked for something not theirs
@@ -74,6 +75,12 @@ class SchemaError(BrokerflowError):
     """The database's schema differs from the code's in a way start-up cannot fix."""
 
     exit_code = 6
+
+
+class DatabaseBusy(BrokerflowError):
+    """Another writer held the database longer than the busy timeout; nothing was written."""
+
+    exit_code = 7
 
 
 class AccessError(BrokerflowError):

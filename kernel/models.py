@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlalchemy import Text as SAText
@@ -27,6 +27,27 @@ class User(UserBase, table=True):
 
     secret_hash: str = Field(max_length=256)
     updated_at: datetime = Field(default_factory=utcnow)
+    left_on: date | None = Field(default=None)  # disabled from this day on: no right at all
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed secret check, kept for the lockout window (per user and per address)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(index=True, max_length=64)
+    address: str = Field(default="", index=True, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A login on the archive page, held server-side: the cookie carries only a random token
+    whose SHA-256 is ``id``; logging out (or leaving) ends it for good."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(index=True, max_length=64)
+    address: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = Field(default=None)
 
 
 class UserRole(SQLModel, table=True):
@@ -221,6 +242,7 @@ class AuditHead(SQLModel, table=True):
     last_id: int = 0
     last_hash: str = Field(default="", max_length=64)
     count: int = 0
+    legacy_last_id: int = 0  # rows up to this one predate the keyed chain (plain SHA-256)
 
 
 # --------------------------------------------------------------------------- payroll
@@ -241,6 +263,7 @@ class PayrollRun(SQLModel, table=True):
     totals: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
     flow_run_id: str = Field(default="", max_length=64)
     form_attempts: int = 0
+    started_by: str = Field(default="system", max_length=64)  # a user, or the schedule
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

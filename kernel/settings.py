@@ -3,7 +3,11 @@
 Local defaults point at the stack ``brokerflow up`` serves (SQLite file and data under
 ``BROKERFLOW_HOME``, default ``~/.brokerflow``).  ``brokerflow up`` writes generated secrets
 to ``$BROKERFLOW_HOME/brokerflow.env``, which is read as a fallback for the environment.
-Default secrets are refused unless ``BROKERFLOW_DEV=1``.
+Default secrets are refused unless ``BROKERFLOW_DEV=1``, and so are short or repetitive
+ones.  Two keys, so that either can be rotated alone: ``BROKERFLOW_SECRET_KEY`` signs the
+archive page's cookies (rotating it logs everyone out); ``BROKERFLOW_ID_HASH_KEY`` keys the
+hash of client ID numbers (rotating it would make known clients look new: keep it);
+``BROKERFLOW_AUDIT_KEY`` keys the audit chain (losing it makes the chain unverifiable).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from brokerflow.kernel.errors import UnsafeSettings
 
 DEFAULT_SECRET = "changethis"
 ENV_FILE_NAME = "brokerflow.env"
+MIN_KEY_LENGTH = 32  # the cookie key and the ID-number key (≥ 190 bits from token_urlsafe)
+MIN_S3_SECRET_LENGTH = 8  # what MinIO itself requires
+MIN_DISTINCT_CHARACTERS = 8
 
 
 def brokerflow_home() -> Path:
@@ -50,7 +57,10 @@ class Settings(BaseSettings):
     retention_years: int = 20
     retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
     secret_key: str = DEFAULT_SECRET
+    id_hash_key: str = DEFAULT_SECRET
+    audit_key: str = DEFAULT_SECRET  # keys the audit chain; kept outside the database
     timezone: str = "Asia/Shanghai"
+    web_url: str = "http://127.0.0.1:8400"  # the archive page, as managers reach it (links)
     templates_dir: Path | None = None
     dev: bool = False
 
@@ -64,21 +74,25 @@ class Settings(BaseSettings):
         return self
 
     def check_secrets(self) -> None:
-        """Refuse default secrets unless the development flag is set."""
-        unsafe = [
-            name
-            for name, value in (
-                ("BROKERFLOW_S3_SECRET_KEY", self.s3_secret_key),
-                ("BROKERFLOW_SECRET_KEY", self.secret_key),
-            )
-            if value == DEFAULT_SECRET
-        ]
-        if unsafe and not self.dev:
+        """Refuse default, short or repetitive secrets (``UnsafeSettings``, exit 2); the
+        development flag allows the defaults, nothing else."""
+        problems = []
+        for name, value, minimum in (
+            ("BROKERFLOW_S3_SECRET_KEY", self.s3_secret_key, MIN_S3_SECRET_LENGTH),
+            ("BROKERFLOW_SECRET_KEY", self.secret_key, MIN_KEY_LENGTH),
+            ("BROKERFLOW_ID_HASH_KEY", self.id_hash_key, MIN_KEY_LENGTH),
+            ("BROKERFLOW_AUDIT_KEY", self.audit_key, MIN_KEY_LENGTH),
+        ):
+            if value == DEFAULT_SECRET:
+                if not self.dev:
+                    problems.append(f"{name} still has the default value {DEFAULT_SECRET!r}")
+            elif len(value) < minimum or len(set(value)) < MIN_DISTINCT_CHARACTERS:
+                problems.append(f"{name} is too weak: it needs at least {minimum} characters, "
+                                f"{MIN_DISTINCT_CHARACTERS} of them different")
+        if problems:
             raise UnsafeSettings(
-                f"{', '.join(unsafe)} still has the default value {DEFAULT_SECRET!r}; "
-                "set a real secret, run 'brokerflow up' (it generates them), "
-                "or set BROKERFLOW_DEV=1 for development"
-            )
+                "; ".join(problems) + "; set real secrets, run 'brokerflow up' (it generates "
+                "them), or set BROKERFLOW_DEV=1 for development")
 
     @property
     def s3_secure(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -98,19 +99,36 @@ def result_json(result: PayrollResult) -> dict[str, Any]:
     }
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def is_formula_like(text: str) -> bool:
+    """Whether a spreadsheet would evaluate ``text`` typed into a cell (a plain number such
+    as ``-12.50`` is data, not a formula)."""
+    return text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text)
+
+
+def sheet_text(value: Any) -> Any:
+    """``value`` for a CSV cell: a formula-like text gets a leading ``'`` so it stays text."""
+    return "'" + value if isinstance(value, str) and is_formula_like(value) else value
+
+
 def result_csv(result: PayrollResult) -> str:
+    """The payroll sheet as CSV; no cell is a formula (``sheet_text``)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("month", *LINE_FIELDS))
     for line in result.lines:
         row = line_json(line)
-        writer.writerow((result.month, *(";".join(row[f]) if f == "flags" else row[f]
+        writer.writerow((result.month, *(sheet_text(";".join(row[f]) if f == "flags" else row[f])
                                           for f in LINE_FIELDS)))
     return buffer.getvalue()
 
 
 def write_xlsx(result: PayrollResult, path: Path) -> None:
-    """The payroll sheet as .xlsx: amounts as text cells with two decimals (never floats)."""
+    """The payroll sheet as .xlsx: amounts as text cells with two decimals (never floats);
+    every cell is a string cell, so no value is ever evaluated as a formula."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -122,6 +140,9 @@ def write_xlsx(result: PayrollResult, path: Path) -> None:
         row = line_json(line)
         sheet.append([result.month, *(";".join(row[f]) if f == "flags" else row[f]
                                       for f in LINE_FIELDS)])
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # openpyxl made a formula of a text starting with "="
+                cell.data_type = "s"
     totals = result.totals
     sheet.append(["total", *("" for _ in LINE_FIELDS)])
     last = sheet.max_row

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -30,6 +32,11 @@ CLIENT_COLUMNS = (
     "malicious", "purchases", "assets", "turnover", "gross_commission", "fund_sales_commission",
 )
 POSITIONS = ("cm", "stationed", "regional")
+MAX_AMOUNT = Decimal(10) ** 15  # a figure beyond this is an error, not a client
+MAX_TEXT_LENGTH = 256  # ids, names, sites
+MAX_ID_LENGTH = 64
+MAX_COUNT_DIGITS = 6
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 CLIENT_TYPES = ("individual", "institution")
 
 
@@ -95,6 +102,10 @@ class _Cells:
         value = self.values[self.index[column]].strip()
         if required and not value:
             raise self.bad(column, "is empty")
+        if len(value) > MAX_TEXT_LENGTH:
+            raise self.bad(column, f"is longer than {MAX_TEXT_LENGTH} characters")
+        if CONTROL_CHARACTER.search(value):
+            raise self.bad(column, "contains a control character (e.g. NUL or a line break)")
         return value
 
     def money(self, column: str) -> Decimal:
@@ -105,19 +116,30 @@ class _Cells:
 
     def decimal(self, column: str) -> Decimal:
         raw = self.text(column)
+        if not raw.isascii():
+            raise self.bad(column, f"not a number in ASCII digits: {raw!r}")
         try:
             value = Decimal(raw)
         except InvalidOperation:
             raise self.bad(column, f"not a number: {raw!r}") from None
         if not value.is_finite():
             raise self.bad(column, f"not a finite number: {raw!r}")
+        if abs(value) > MAX_AMOUNT:
+            raise self.bad(column, f"out of range (at most {MAX_AMOUNT:,}): {raw!r}")
         return value
 
     def count(self, column: str) -> int:
         raw = self.text(column)
-        if not raw.isdigit():
-            raise self.bad(column, f"not a whole number ≥ 0: {raw!r}")
+        if not (raw.isascii() and raw.isdigit()) or len(raw) > MAX_COUNT_DIGITS:
+            raise self.bad(column, f"not a whole number 0-{10 ** MAX_COUNT_DIGITS - 1} in "
+                                   f"ASCII digits: {raw!r}")
         return int(raw)
+
+    def identifier(self, column: str, *, required: bool = True) -> str:
+        value = self.text(column, required=required)
+        if len(value) > MAX_ID_LENGTH:
+            raise self.bad(column, f"is longer than {MAX_ID_LENGTH} characters")
+        return value
 
     def flag(self, column: str) -> bool:
         raw = self.text(column).lower()
@@ -185,20 +207,32 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Cells]:
 
 def _csv_rows(path: Path) -> Iterator[list[str]]:
     with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
         try:
-            yield from csv.reader(handle)
+            yield from reader
         except UnicodeDecodeError:
-            raise BadInput("not UTF-8 text", file=str(path)) from None
+            raise BadInput("not UTF-8 text", file=str(path), row=reader.line_num + 1) from None
+        except csv.Error as exc:  # e.g. a field over the size limit, a NUL byte
+            raise BadInput(f"not readable as CSV: {exc}", file=str(path),
+                           row=reader.line_num) from None
 
 
 def _xlsx_rows(path: Path) -> Iterator[list[str]]:
     from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise BadInput(f"not an .xlsx workbook ({exc.__class__.__name__})",
+                       file=str(path)) from None
     try:
         sheet = workbook.worksheets[0]
         for cells in sheet.iter_rows(values_only=True):
             yield [_xlsx_text(v) for v in cells]
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise BadInput(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
+                       file=str(path)) from None
     finally:
         workbook.close()
 
@@ -224,8 +258,8 @@ def read_staff(path: Path) -> list[StaffRow]:
             raise c.bad("position", f"unknown position {position!r}; one of "
                         f"{', '.join(POSITIONS)}")
         rows.append(StaffRow(
-            row=c.row, month=c.month(), cm_id=c.text("cm_id"), name=c.text("name"),
-            position=position, supervisor_id=c.text("supervisor_id", required=False),
+            row=c.row, month=c.month(), cm_id=c.identifier("cm_id"), name=c.text("name"),
+            position=position, supervisor_id=c.identifier("supervisor_id", required=False),
             site=c.text("site", required=False), hire_date=c.day("hire_date"),
             qualified=c.flag("qualified"), late_count=c.count("late_count"),
             personal_leave_days=c.money("personal_leave_days"),
@@ -247,8 +281,8 @@ def _client_row(c: _Cells) -> ClientRow:
         raise c.bad("client_type", f"unknown client type {client_type!r}; one of "
                     f"{', '.join(CLIENT_TYPES)}")
     return ClientRow(
-        row=c.row, month=c.month(), client_id=c.text("client_id"), client_type=client_type,
-        cm_id=c.text("cm_id"), open_date=c.day("open_date"),
+        row=c.row, month=c.month(), client_id=c.identifier("client_id"),
+        client_type=client_type, cm_id=c.identifier("cm_id"), open_date=c.day("open_date"),
         attribution_effective=c.flag("attribution_effective"), malicious=c.flag("malicious"),
         purchases=c.money("purchases"), assets=c.money("assets"),
         turnover=c.money("turnover"), gross_commission=c.money("gross_commission"),
@@ -270,7 +304,8 @@ def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None,
     flags = {"true": True, "false": False}
     types = {t: t for t in CLIENT_TYPES}
     number_of = Decimal
-    zero = Decimal(0)
+    zero, limit = Decimal(0), MAX_AMOUNT  # NaN and Infinity fail the comparison too
+    control = CONTROL_CHARACTER.search
     day = date.fromisoformat
     for number, v in rows:
         if on_row is not None and number % every == 0:
@@ -280,10 +315,13 @@ def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None,
             purchases, assets, turnover = (number_of(v[i_pur]), number_of(v[i_ass]),
                                            number_of(v[i_turn]))
             gross, fund = number_of(v[i_gross]), number_of(v[i_fund])
+            figures = v[i_pur] + v[i_ass] + v[i_turn] + v[i_gross] + v[i_fund]
             if not (client_id and cm_id and client_id == client_id.strip()
-                    and cm_id == cm_id.strip() and purchases >= zero and assets >= zero
+                    and cm_id == cm_id.strip() and len(client_id) <= MAX_ID_LENGTH
+                    and len(cm_id) <= MAX_ID_LENGTH and not control(client_id + cm_id)
+                    and figures.isascii() and purchases >= zero and assets >= zero
                     and turnover >= zero and gross >= zero and fund >= zero
-                    and (purchases + assets + turnover + gross + fund).is_finite()):
+                    and purchases + assets + turnover + gross + fund <= limit):
                 raise ValueError
             yield ClientRow(number, months[v[i_month]], client_id, types[v[i_type]], cm_id,
                             day(v[i_open]), flags[v[i_eff]], flags[v[i_mal]], purchases,

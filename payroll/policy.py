@@ -68,6 +68,9 @@ class Policy:
     positions: dict[str, PositionPolicy]
 
 
+MAX_POLICY_NUMBER = Decimal(10) ** 12  # no rate, amount or count of a branch comes near it
+
+
 def _decimal(value: Any, *, file: str, key: str) -> Decimal:
     if isinstance(value, bool):
         raise BadInput(f"{key} must be a number, not {value!r}", file=file, column=key)
@@ -77,6 +80,9 @@ def _decimal(value: Any, *, file: str, key: str) -> Decimal:
         raise BadInput(f"{key} must be a number, not {value!r}", file=file, column=key) from None
     if not number.is_finite():
         raise BadInput(f"{key} must be a finite number", file=file, column=key)
+    if abs(number) > MAX_POLICY_NUMBER:
+        raise BadInput(f"{key} is out of range (at most {MAX_POLICY_NUMBER:,})", file=file,
+                       column=key)
     return number
 
 

@@ -60,12 +60,13 @@ def demotion_due(session: Session, *, branch: str, result: PayrollResult) -> set
 
 
 def record_run(session: Session, *, branch: str, month: str, result: PayrollResult,
-               flow_run_id: str, history_flags: dict[str, list[str]]) -> PayrollRun:
+               flow_run_id: str, history_flags: dict[str, list[str]],
+               started_by: str = "system") -> PayrollRun:
     """A new revision of the month with its lines, replacing the month's carried state."""
     previous = latest_run(session, branch=branch, month=month)
     run = PayrollRun(
         branch=branch, month=month, revision=(previous.revision + 1) if previous else 1,
-        status=ClosingStatus.DRAFT, flow_run_id=flow_run_id,
+        status=ClosingStatus.DRAFT, flow_run_id=flow_run_id, started_by=started_by,
         totals=json.dumps({k: f"{v:.2f}" for k, v in result.totals.items()}),
     )
     session.add(run)

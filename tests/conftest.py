@@ -128,6 +128,8 @@ def env(
         "BROKERFLOW_S3_SECRET_KEY": s3_endpoint.secret_key,
         "BROKERFLOW_S3_BUCKET": f"bf-test-{os.getpid()}-{next(_bucket_numbers)}",
         "BROKERFLOW_SECRET_KEY": "test-secret-key-not-for-production",
+        "BROKERFLOW_ID_HASH_KEY": "test-id-hash-key-not-for-production",
+        "BROKERFLOW_AUDIT_KEY": "test-audit-key-not-for-production-0123",
         "BROKERFLOW_S3_RETRIES": "1",
         "BROKERFLOW_S3_TIMEOUT_SECONDS": "5",
         "BROKERFLOW_S3_RETRY_SECONDS": "4",

@@ -33,9 +33,9 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("filing", "sign"): ("--decision", "--opinion", "--departments", "--resubmit", "--withdraw",
                          "--subject", "--body", "--no-wait", "--timeout", "--as"),
     ("payroll", "compute"): ("--month", "--data", "--policy", "--format", "--out"),
-    ("payroll", "close"): ("--branch", "--month", "--data", "--policy"),
+    ("payroll", "close"): ("--branch", "--month", "--data", "--policy", "--as"),
     ("payroll", "reopen"): ("--branch", "--month", "--reason", "--as"),
-    ("attribution", "preregister"): ("--cm", "--client-name", "--id-number", "--asset-size",
+    ("attribution", "preregister"): ("--cm", "--client-name", "--id-number-file", "--asset-size",
                                      "--no-start", "--as"),
     ("attribution", "show"): ("--as",),
     ("attribution", "list"): ("--cm", "--month", "--status", "--format", "--as"),
@@ -113,14 +113,29 @@ def test_payroll_group(cli, roster: None, tmp_path: Path) -> None:
     not_closed = cli("payroll", "reopen", "--branch", "SZ01", "--month", "2026-10",
                      "--reason", "更正", user="bm1")
     assert not_closed.code == 2 and "is not closed" in not_closed.err
+    assert cli("payroll", "close", "--branch", "SZ01", "--month", "2026-10",
+               user="cm1").code == 3  # no closing role
+    assert cli("payroll", "close", "--branch", "SZ01", "--month", "2026-10").code == 2  # no --as
+    assert cli("payroll", "close", "--branch", "SZ01", "--month", "10/2026",
+               user="ca1").code == 2
 
 
-def test_attribution_group(cli, roster: None) -> None:
+def test_attribution_group(cli, roster: None, tmp_path: Path) -> None:
+    bad, good = tmp_path / "bad.id", tmp_path / "good.id"
+    bad.write_text("123\n")
+    good.write_text("11010519491231002X\n")
     assert cli("attribution", "preregister", "--cm", "cm1", "--client-name", "王五",
-               "--id-number", "123", "--asset-size", "1", "--no-start", user="bk1").code == 2
+               "--id-number-file", str(bad), "--asset-size", "1", "--no-start",
+               user="bk1").code == 2
+    assert cli("attribution", "preregister", "--cm", "cm1", "--client-name", "王五",
+               "--id-number-file", str(good), "--asset-size", "1", "--no-start",
+               user="cm1").code == 3  # not back-office support
     assert cli("attribution", "preregister", "--cm", "cm1", "--client-name", "王五",
                "--id-number", "11010519491231002X", "--asset-size", "1", "--no-start",
-               user="cm1").code == 3  # not back-office support
+               user="bk1").code == 2  # never on the command line
+    assert cli("attribution", "preregister", "--cm", "cm1", "--client-name", "王五",
+               "--id-number-file", str(tmp_path / "none.id"), "--asset-size", "1",
+               "--no-start", user="bk1").code == 2
     assert cli("attribution", "flag-malicious", "A1", "--reason", "x", user="cm1").code == 3
     assert cli("attribution", "flag-malicious", "A1", "--reason", "x", user="tm1").code == 4
     assert cli("attribution", "list", "--month", "2026", user="bm1").code == 2

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +26,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.support.browser import chromium
-from tests.support.paths import console_script
-from tests.support.stack_process import clean_env, running_stack
+from tests.support.paths import ROSTER_CSV, console_script
+from tests.support.stack_process import clean_env, prefect_api, running_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -40,13 +39,8 @@ T = TypeVar("T")
 
 
 def _api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
-    """GET (or POST ``body`` as JSON to) the Prefect REST API."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    """GET (or POST ``body`` as JSON to) the Prefect REST API (with its CSRF token)."""
+    return prefect_api(port, path, body)
 
 
 def _state(port: int, run_id: str) -> dict[str, Any]:
@@ -166,6 +160,9 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
         _poll(lambda: "filing-chain" in [
             d["name"] for d in _api(prefect_port, "/deployments/filter", {})],
             timeout=120, what="the filing-chain deployment")
+        loaded = subprocess.run([*console_script(), "roster", "load", str(ROSTER_CSV)],
+                                env=clean_env(home), capture_output=True, text=True, timeout=120)
+        assert loaded.returncode == 0, loaded.stderr  # up loads no users; the first load is open
 
         submitted = _brokerflow(home, "bk1", "filing", "submit", "--branch", "SZ01",
                                 "--kind", "marketing_plan", "--subject", SUBJECT,

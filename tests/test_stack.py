@@ -11,12 +11,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from brokerflow.app.s3server import port_in_use
-from tests.support.paths import console_script
+from tests.support.paths import ROSTER_CSV, console_script
 from tests.support.services import ERROR_LINE
-from tests.support.stack_process import clean_env, running_stack
+from tests.support.stack_process import clean_env, prefect_api, running_stack
 
 
 @pytest.mark.slow
@@ -29,29 +30,42 @@ def test_up_serves_prefect_and_s3_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{prefect_port}/api/health") as response:
             assert response.status == 200
         assert port_in_use("127.0.0.1", s3_port)
-        assert f"http://127.0.0.1:{web_port}" in output and "sample roster loaded" in output
+        assert f"http://127.0.0.1:{web_port}" in output
+        # no known secrets outside development: the roster is empty until someone loads one
+        assert "sample roster" not in output and "brokerflow roster load FILE" in output
+        home = tmp_path / "home"
+        loose = [str(p) for p in home.rglob("*") if p.stat().st_mode & 0o077
+                 and not p.is_symlink()]
+        assert home.stat().st_mode & 0o777 == 0o700 and loose == []  # 0600 files, 0700 dirs
+        assert "BROKERFLOW_WEB_URL=http://127.0.0.1:" in (home / "brokerflow.env").read_text()
+        first_load = subprocess.run([*console_script(), "roster", "load", str(ROSTER_CSV)],
+                                    env=clean_env(home), capture_output=True, text=True,
+                                    timeout=120)
+        assert first_load.returncode == 0, first_load.stderr  # the first load is open
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login") as response:
             assert "Log in" in response.read().decode()
         deadline = time.monotonic() + 120
         names: list[str] = []
         wanted = {"filing-chain", "approval-reminders"}
         while time.monotonic() < deadline and not wanted <= set(names):
-            with urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{prefect_port}/api/deployments/filter", data=b"{}",
-                    headers={"Content-Type": "application/json"})) as response:
-                names = [d["name"] for d in json.loads(response.read())]
+            names = [d["name"] for d in prefect_api(prefect_port, "/deployments/filter", {})]
             time.sleep(0.5)
         assert wanted <= set(names)
         scheduled: list[str] = []
         while time.monotonic() < deadline and not scheduled:  # the scheduler is alive
-            with urllib.request.urlopen(urllib.request.Request(
-                    f"http://127.0.0.1:{prefect_port}/api/flow_runs/filter",
-                    data=json.dumps({"deployments": {"name": {"any_": ["monthly-closing"]}},
-                                     "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}
-                                     }).encode(),
-                    headers={"Content-Type": "application/json"})) as response:
-                scheduled = [r["expected_start_time"] for r in json.loads(response.read())]
+            scheduled = [r["expected_start_time"] for r in prefect_api(
+                prefect_port, "/flow_runs/filter",
+                {"deployments": {"name": {"any_": ["monthly-closing"]}},
+                 "flow_runs": {"state": {"type": {"any_": ["SCHEDULED"]}}}})]
             time.sleep(0.5)
+        # another web page a manager has open can neither read nor change anything
+        evil = httpx.post(f"http://127.0.0.1:{prefect_port}/api/flow_runs/filter", json={},
+                          headers={"Origin": "http://evil.example"})
+        assert evil.status_code == 403 and "access-control-allow-origin" not in evil.headers
+        preflight = httpx.options(f"http://127.0.0.1:{prefect_port}/api/deployments/filter",
+                                  headers={"Origin": "http://evil.example",
+                                           "Access-Control-Request-Method": "POST"})
+        assert preflight.headers.get("access-control-allow-origin") != "http://evil.example"
         assert scheduled, "Prefect's scheduler made no run of monthly-closing"
         server_log = (tmp_path / "home" / "prefect-server.log").read_text(errors="replace")
         assert [line for line in server_log.splitlines() if ERROR_LINE.search(line)] == []

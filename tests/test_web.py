@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
-import uvicorn
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlmodel import select
 
-from brokerflow.app.s3server import free_port
-from brokerflow.app.web import create_app
 from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AccessLogEntry
 from tests.support.browser import chromium
+from tests.support.web import serving
 
 
 @pytest.fixture
@@ -33,16 +30,8 @@ def site(archive: Archive, user, make_pdf) -> Iterator[tuple[str, dict[str, str]
                             subject_key=f"web-test:{cm}", cm_id=cm)
         serials[cm] = archive.put(make_pdf(f"{cm} 的客户签字确认书"), spec,
                                   actor=user("cc1")).serial
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(archive), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", serials
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(archive) as base:
+        yield base, serials
 
 
 def _shown(driver, element_id: str) -> WebElement:  # type: ignore[no-untyped-def]
@@ -113,4 +102,5 @@ def test_pages_need_a_login(site: tuple[str, dict[str, str]]) -> None:
     base, serials = site
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
     with opener.open(f"{base}/documents/{serials['cm1']}.pdf") as response:
-        assert response.url.endswith("/login")
+        assert urlparse(response.url).path == "/login"  # and back to the document after it
+        assert f"next=/documents/{serials['cm1']}.pdf" in response.url

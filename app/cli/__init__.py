@@ -3,15 +3,18 @@ handlers that call the domains.
 
 Exit codes: 0 success, 2 bad input (names file, row, column), 3 authentication failed or
 access denied (logged), 4 not found, 5 storage failure, 6 the database needs a migration
-start cannot make, 1 anything else (a verify that found problems, a form not recorded in time).
+start cannot make, 7 the database was busy too long (nothing written), 1 anything else (a
+verify that found problems, a form not recorded in time).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
 import typer
+from sqlalchemy.exc import OperationalError
 from typer.exceptions import TyperException
 
 from brokerflow.app.cli import (
@@ -24,7 +27,8 @@ from brokerflow.app.cli import (
     roster,
     stack,
 )
-from brokerflow.kernel.errors import BrokerflowError
+from brokerflow.kernel.db import is_busy
+from brokerflow.kernel.errors import BrokerflowError, DatabaseBusy
 
 app = typer.Typer(name="brokerflow", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False,
@@ -41,13 +45,23 @@ stack.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; its exit code (errors are reported, never a traceback)."""
+    """Run the command line; its exit code (errors are reported, never a traceback).
+
+    Everything it (and every server ``up`` starts) writes is private: umask 077."""
+    os.umask(0o077)
     try:
         result = app(args=list(sys.argv[1:] if argv is None else argv), prog_name="brokerflow",
                      standalone_mode=False)
     except BrokerflowError as exc:
         print(f"brokerflow: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        busy = DatabaseBusy("the database is busy: another writer held it too long; nothing "
+                            "was written, try again")
+        print(f"brokerflow: {busy}", file=sys.stderr)
+        return busy.exit_code
     except typer.Exit as exc:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

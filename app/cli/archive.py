@@ -95,6 +95,8 @@ def verify(as_user: AsUser = None) -> None:
         report = archive.verify(progress=progress)
     for problem in report.problems:
         print(f"PROBLEM {problem}")
+    if report.markers_written:
+        print(f"wrote {report.markers_written} void marker(s) the bucket lacked")
     print(f"checked {report.checked} document(s): "
           f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
@@ -112,6 +114,7 @@ def rebuild_index(as_user: AsUser = None) -> None:
         report = archive.rebuild_index(progress=progress)
     for skipped in report.skipped:
         print(f"SKIPPED {skipped}")
-    print(f"indexed {report.indexed} document(s); {report.voided_gaps} missing number(s) voided"
+    print(f"indexed {report.indexed} document(s); {report.voids_kept} void number(s) kept; "
+          f"{report.voided_gaps} missing number(s) voided"
           + (f"; {report.voided_duplicates} late duplicate upload(s) voided"
              if report.voided_duplicates else ""))

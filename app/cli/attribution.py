@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -17,7 +18,7 @@ from brokerflow.approvals.attributions import (
 )
 from brokerflow.kernel.calendar import Month, month_end
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.errors import AccessDenied, BadInput, BrokerflowError
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import Attribution
 from brokerflow.kernel.vocabulary import AttributionStatus
@@ -36,19 +37,23 @@ def _visible(actor: UserView, attribution: Attribution) -> bool:
 def preregister_client(
     cm: Annotated[str, typer.Option()],
     client_name: Annotated[str, typer.Option()],
-    id_number: Annotated[str, typer.Option(
-        help="18-digit resident ID; stored only as a keyed hash + last 4")],
     asset_size: Annotated[str, typer.Option()],
+    id_number_file: Annotated[str | None, typer.Option(
+        "--id-number-file", metavar="FILE",
+        help="file holding the 18-digit resident ID ('-': standard input; default: asked "
+             "without echo). Never on the command line, where ps and shell history show it; "
+             "stored only as a keyed hash + last 4")] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="only record it; do not start the verification on Prefect")] = False,
     as_user: AsUser = None,
 ) -> None:
     archive = the_archive()
     actor = signed_in(archive, as_user)
+    id_number = _read_id_number(id_number_file)
     with new_session(archive.engine) as session:
         attribution = preregister(session, registrar=actor, cm_id=cm, client_name=client_name,
                                   id_number=id_number, asset_size=asset_size,
-                                  hash_key=archive.settings.secret_key)
+                                  hash_key=archive.settings.id_hash_key)
         session.commit()
     note = (f" — CONFLICT with attribution #{attribution.conflict_with}: the trading dept "
             "manager must resolve it" if attribution.status == AttributionStatus.CONFLICT else "")
@@ -57,6 +62,20 @@ def preregister_client(
         run = start_deployment("client-attribution/client-attribution",
                                {"attribution_id": attribution.id})
         print(f"flow run {run}")
+
+
+def _read_id_number(source: str | None) -> str:
+    """The ID number from a file, standard input, or a prompt that does not echo it."""
+    try:
+        if source is None and sys.stdin.isatty():
+            return str(typer.prompt("client ID number (身份证号)", hide_input=True)).strip()
+        if source is None or source == "-":
+            return sys.stdin.readline(64).strip()
+        with open(source, encoding="utf-8") as handle:
+            return handle.readline(64).strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the ID number: {exc.__class__.__name__}",
+                       file=source, column="--id-number-file") from None
 
 
 @app.command("show", help="a client's attributions (by account, or #id)")
@@ -109,7 +128,32 @@ def flag(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
          reason: Annotated[str, typer.Option()], as_user: AsUser = None) -> None:
     archive = the_archive()
     actor = signed_in(archive, as_user)
-    with new_session(archive.engine) as session:
-        flag_malicious(session, client_id=client_id, reason=reason, actor=actor)
-        session.commit()
+    try:
+        with new_session(archive.engine) as session:
+            flag_malicious(session, client_id=client_id, reason=reason, actor=actor)
+            session.commit()
+    except AccessDenied as exc:
+        archive.log_refusal(actor.user_id, "flag-malicious", target=client_id, reason=str(exc))
+        raise
     print(f"client {client_id} flagged as a malicious account opening; it never counts")
+
+
+@app.command("rebind", help="hand an attribution whose run died to a new run (trading manager)")
+def rebind(attribution_id: Annotated[int, typer.Argument(metavar="ATTRIBUTION_ID")],
+           reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+           as_user: AsUser = None) -> None:
+    """The new run continues the verification from the decisions recorded so far."""
+    from brokerflow.app.runs import rebind_dead_run
+    from brokerflow.approvals.attributions import request_key
+
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    with new_session(archive.engine) as session:
+        row = session.get(Attribution, attribution_id)
+        branch = row.branch if row is not None else ""
+    run = rebind_dead_run(archive, actor=actor, model=Attribution, key=attribution_id,
+                          kind="attribution", branch=branch,
+                          request_key=request_key(attribution_id),
+                          deployment="client-attribution/client-attribution",
+                          parameters={"attribution_id": attribution_id}, reason=reason)
+    print(f"attribution {attribution_id} handed to flow run {run}")

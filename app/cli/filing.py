@@ -188,3 +188,23 @@ def sign(
               f"'brokerflow filing status {filing_id}'")
     else:
         print(f"filing {filing_id}: your form on step {sent.step} was counted ({sent.outcome})")
+
+
+@app.command("rebind", help="hand a filing whose run died to a new run (brokerage office)")
+def rebind(filing_id: Annotated[int, typer.Argument(metavar="FILING_ID")],
+           reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
+           as_user: AsUser = None) -> None:
+    """The new run continues the chain from the decisions recorded so far."""
+    from brokerflow.app.runs import rebind_dead_run
+    from brokerflow.approvals.filings import request_key
+
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    with new_session(archive.engine) as session:
+        filing = session.get(Filing, filing_id)
+        branch = filing.branch if filing is not None else ""
+    run = rebind_dead_run(archive, actor=actor, model=Filing, key=filing_id, kind="filing",
+                          branch=branch, request_key=request_key(filing_id),
+                          deployment="filing-chain/filing-chain",
+                          parameters={"filing_id": filing_id}, reason=reason)
+    print(f"filing {filing_id} handed to flow run {run}")

@@ -68,16 +68,42 @@ def close(
     branch: Annotated[str, typer.Option()],
     month: Annotated[str, typer.Option(help="YYYY-MM")],
     data: Annotated[Path | None, typer.Option(
-        metavar="DIR", help="CRM export directory (default: crm/<branch>/<YYYY-MM>/ in the "
-        "bucket)")] = None,
-    policy: Annotated[Path | None, typer.Option(metavar="FILE")] = None,
+        metavar="DIR", help="CRM export directory: uploaded to crm/<branch>/<YYYY-MM>/ in the "
+        "bucket, where the closing reads it (default: what is there already)")] = None,
+    policy: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="a policy file on the worker (development mode only)")] = None,
+    as_user: AsUser = None,
 ) -> None:
-    """Start the monthly-closing deployment for a branch and month."""
+    """Start the monthly-closing deployment for a branch and month, as an identified user
+    with a closing role of that branch (the run records who started it)."""
+    from brokerflow.app.crm_exports import upload_export
+    from brokerflow.kernel.calendar import Month
+    from brokerflow.payroll.starts import closing_refusal, issue_start_ticket
+
+    try:
+        Month.parse(month)
+    except ValueError:
+        raise BadInput("month must be YYYY-MM", column="--month") from None
+    archive = the_archive(prepare_bucket=data is not None)
+    actor = signed_in(archive, as_user)
+    refusal = closing_refusal(actor, branch=branch)
+    if refusal is not None:
+        raise archive.deny(actor, "close", f"payroll {branch} {month}", refusal)
     parameters: dict[str, Any] = {"branch": branch, "month": month}
-    if data is not None:
-        parameters["data_dir"] = str(data.resolve())
     if policy is not None:
+        if not archive.settings.dev:
+            raise BadInput("a policy file on the worker is for development only "
+                           "(BROKERFLOW_DEV=1); the closing uses the packaged policy",
+                           column="--policy")
         parameters["policy"] = str(policy.resolve())
+    if data is not None:
+        uploaded = upload_export(archive, directory=data, branch=branch, month=month,
+                                 actor=actor)
+        print(f"uploaded {', '.join(uploaded)} to crm/{branch}/{month}/")
+    with new_session(archive.engine) as session:
+        parameters["ticket"] = issue_start_ticket(session, actor=actor, branch=branch,
+                                                  month=month)
+        session.commit()
     print(f"flow run {start_deployment('monthly-closing/monthly-closing', parameters)}")
 
 

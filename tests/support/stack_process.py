@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -12,9 +13,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.request import Request, urlopen
 
 from brokerflow.app.s3server import free_port
 from tests.support.paths import console_script
+
+CSRF_CLIENT = "brokerflow-tests"
+
+
+def prefect_api(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
+    """GET (or POST ``body`` as JSON to) the stack's Prefect API, with the CSRF token that
+    ``up`` makes the API require."""
+    base = f"http://127.0.0.1:{port}/api"
+    with urlopen(f"{base}/csrf-token?client={CSRF_CLIENT}", timeout=30) as response:
+        token = json.loads(response.read())["token"]
+    request = Request(base + path, data=None if body is None else json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json", "Prefect-Csrf-Token": token,
+                               "Prefect-Csrf-Client": CSRF_CLIENT})
+    with urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:
