@@ -59,24 +59,26 @@ def run_report(engine: Any, settings: Settings, flow_run_id: str | None) -> dict
 
 
 def rebind_dead_run(archive: Archive, *, actor: UserView, model: type[RunBound], key: int,
-                    kind: str, branch: str, request_key: str, deployment: str,
-                    parameters: dict[str, Any], reason: str) -> str:
-    """Hand a request whose flow run died to a new run of ``deployment`` (an authorised user,
-    with a reason; audited); the new run's id.  A run that is alive is never replaced."""
+                    kind: str, request_key: str, deployment: str, parameters: dict[str, Any],
+                    reason: str) -> str:
+    """Hand a request (of a branch) whose flow run died to a new run of ``deployment`` (an
+    authorised user, with a reason; audited); the new run's id.  A live run is never
+    replaced."""
     from brokerflow.approvals.access import rebind_refusal
     from brokerflow.approvals.signing import bind_flow_run, unbind_dead_run
     from brokerflow.kernel.db import new_session
 
+    with new_session(archive.engine) as session:
+        row = session.get(model, key)
+        bound = row.flow_run_id if row is not None else None
+        branch = str(getattr(row, "branch", ""))
+    if row is None:
+        raise NotFound(f"no {kind} {key}")
     refusal = rebind_refusal(actor, kind=kind, branch=branch)
     if refusal is not None:
         raise archive.deny(actor, "rebind", f"{kind} {key}", refusal)
     if not reason.strip():
         raise BadInput("a reason is required", column="--reason")
-    with new_session(archive.engine) as session:
-        row = session.get(model, key)
-        bound = row.flow_run_id if row is not None else None
-    if row is None:
-        raise NotFound(f"no {kind} {key}")
     if bound:
         report = run_report(archive.engine, archive.settings, bound) or {}
         dead = report.get("needs_operator") or "ObjectNotFound" in str(report.get("note"))

@@ -38,7 +38,8 @@ def ensure_env_file(home: Path) -> Path:
                 f"BROKERFLOW_S3_SECRET_KEY={secrets.token_urlsafe(24)}\n"
                 f"BROKERFLOW_SECRET_KEY={secrets.token_urlsafe(32)}\n"
                 f"BROKERFLOW_ID_HASH_KEY={secrets.token_urlsafe(32)}\n"
-                f"BROKERFLOW_AUDIT_KEY={secrets.token_urlsafe(32)}\n")
+                f"BROKERFLOW_AUDIT_KEY={secrets.token_urlsafe(32)}\n"
+                f"BROKERFLOW_TOTP_KEY={secrets.token_urlsafe(32)}\n")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
@@ -50,13 +51,15 @@ def ensure_env_file(home: Path) -> Path:
 def _add_missing_keys(path: Path) -> None:
     """An env file from an earlier release gets the keys it lacks: the ID-number key takes
     over the old cookie key's value (so the client ID hashes already stored keep matching);
-    the audit key is new (the rows so far keep their unkeyed links)."""
+    the audit key is new (the rows so far keep their unkeyed links), so is the one-time-code
+    key (nobody has enrolled under an older release)."""
     values = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
                   if "=" in line and not line.startswith("#"))
     if "BROKERFLOW_ID_HASH_KEY" not in values and "BROKERFLOW_SECRET_KEY" in values:
         _set_env_file_value(path, "BROKERFLOW_ID_HASH_KEY", values["BROKERFLOW_SECRET_KEY"])
-    if "BROKERFLOW_AUDIT_KEY" not in values:
-        _set_env_file_value(path, "BROKERFLOW_AUDIT_KEY", secrets.token_urlsafe(32))
+    for fresh in ("BROKERFLOW_AUDIT_KEY", "BROKERFLOW_TOTP_KEY"):
+        if fresh not in values:
+            _set_env_file_value(path, fresh, secrets.token_urlsafe(32))
 
 
 def private_home(home: Path) -> None:

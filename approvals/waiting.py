@@ -1,7 +1,8 @@
 """The approval engine's Prefect seam: wait for a form, hand its answer over, then forget it.
 
 A form's stored answer holds the signer's secret.  It is deleted from Prefect only after the
-flow has recorded what it did with it (counted or refused) in its own database, so a run that
+flow has recorded what it did with it (counted or refused) in its own database -- on a local
+SQLite Prefect so that no byte of it stays in the file or its WAL -- so a run that
 dies between reading and recording reads the same answer again when it runs again.  Once the
 outcome is recorded the request's form counter has moved on, so the same key is never asked
 for again.  Answers a run never consumed are discarded when it fails, crashes or is
@@ -10,8 +11,11 @@ cancelled (flow hooks, and the serve process's sweep for runs whose process is g
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -71,6 +75,8 @@ def _discard_recorded(key: str) -> None:
 def _delete_if_present(client: Any, flow_run_id: UUID, key: str) -> bool:
     import httpx
 
+    if secure_delete_locally(flow_run_id, key):
+        return True
     try:
         client.delete_flow_run_input(flow_run_id=flow_run_id, key=key)
         return True
@@ -78,6 +84,47 @@ def _delete_if_present(client: Any, flow_run_id: UUID, key: str) -> bool:
         if exc.response.status_code == 404:
             return False
         raise
+
+
+def prefect_sqlite_file() -> Path | None:
+    """Prefect's database when it is a SQLite file on this machine (the local stack); else
+    None (PostgreSQL, or a server elsewhere)."""
+    from prefect.settings import get_current_settings
+
+    url: Any = get_current_settings().server.database.connection_url
+    text = url.get_secret_value() if hasattr(url, "get_secret_value") else str(url or "")
+    if not text.startswith("sqlite"):
+        return None
+    path = Path(text.split("///", 1)[-1])
+    return path if path.is_file() else None
+
+
+def secure_delete_locally(flow_run_id: UUID, key: str) -> bool:
+    """Delete a stored answer so that nothing of it stays in Prefect's SQLite files: deleted
+    with ``secure_delete`` (its bytes overwritten with zeros), then the WAL checkpointed into
+    the file and truncated (SPEC §2.1).  False when Prefect's database is not a local SQLite
+    file, or the answer was not there; the caller then deletes through the API."""
+    path = prefect_sqlite_file()
+    if path is None:
+        return False
+    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        connection.execute("PRAGMA secure_delete = ON")
+        connection.execute("BEGIN IMMEDIATE")
+        deleted = connection.execute(
+            "DELETE FROM flow_run_input WHERE flow_run_id = ? AND key = ?",
+            (str(flow_run_id), key)).rowcount
+        connection.execute("COMMIT")
+        for _ in range(50):  # readers on an older snapshot hold the WAL back for a moment
+            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                break
+            time.sleep(0.1)
+        return deleted > 0
+    except sqlite3.Error:
+        return False
+    finally:
+        connection.close()
 
 
 def is_form_answer_key(key: str) -> bool:

@@ -22,6 +22,7 @@ def set_env(tmp: Path, endpoint: str, *, bucket: str = "bf-bench") -> dict[str, 
         "BROKERFLOW_SECRET_KEY": "bench-secret-key-not-for-production",
         "BROKERFLOW_ID_HASH_KEY": "bench-id-hash-key-not-for-production",
         "BROKERFLOW_AUDIT_KEY": "bench-audit-key-not-for-production-0123",
+        "BROKERFLOW_TOTP_KEY": "bench-totp-key-not-for-production-01234",
         "BROKERFLOW_S3_RETRIES": "1",
         "BROKERFLOW_S3_TIMEOUT_SECONDS": "10",
     }

@@ -28,6 +28,18 @@ class User(UserBase, table=True):
     secret_hash: str = Field(max_length=256)
     updated_at: datetime = Field(default_factory=utcnow)
     left_on: date | None = Field(default=None)  # disabled from this day on: no right at all
+    totp_seed: str | None = Field(default=None, max_length=255)  # encrypted (kernel.totp)
+
+
+class TotpUse(SQLModel, table=True):
+    """A one-time code's time step once it counted: the same code never counts twice."""
+
+    __table_args__ = (UniqueConstraint("user_id", "step"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=64)
+    step: int
+    at: datetime = Field(default_factory=utcnow)
 
 
 class LoginFailure(SQLModel, table=True):

@@ -38,6 +38,8 @@ from brokerflow.kernel.identity import (
 )
 from brokerflow.kernel.models import LoginFailure, User, UserRole
 from brokerflow.kernel.passwords import hash_secret, spend_a_secret_check, verify_secret
+from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.totp import code_refusal
 
 ROSTER_COLUMNS = ["user_id", "name", "roles", "branch", "team", "supervisor_id", "secret"]
 LOCKOUT_FAILURES = 5  # failed secret checks within the window lock the user (or address) ...
@@ -373,14 +375,43 @@ def check_secret(engine: Engine, *, user_id: str, secret: str, channel: str,
 
 
 def identify(engine: Engine, *, user_id: str, secret: str) -> UserView | None:
-    """``check_secret`` for an approval form: the user, or None when the secret does not
-    verify (never raises, never logs the secret)."""
+    """The signer of an approval form, or None (never raises, never logs the secret).
+
+    Outside development mode the form's secret field carries a one-time code
+    (``kernel.totp``), which counts once; static secrets only log in.  In development mode
+    (``BROKERFLOW_DEV=1``) the static secret signs.  Refusals count towards the lockout."""
     if not user_id:
         return None
-    try:
-        return check_secret(engine, user_id=user_id, secret=secret, channel="form")
-    except AuthenticationFailed:
-        return None
+    settings = load_settings(check_secrets=False)
+    if settings.dev:
+        try:
+            return check_secret(engine, user_id=user_id, secret=secret, channel="form")
+        except AuthenticationFailed:
+            return None
+    return check_code(engine, user_id=user_id, code=secret, key=settings.totp_key)
+
+
+def check_code(engine: Engine, *, user_id: str, code: str, key: str) -> UserView | None:
+    """The user when ``code`` is their current, unused one-time code (it is then used up);
+    None after recording the refusal (lockout, audit)."""
+    moment = utcnow()
+    with read_session(engine) as session:
+        locked = lockout_until(session, user_id=user_id, address="", now=moment)
+    reason = f"{user_id!r} is locked out" if locked else ""
+    if not reason:
+        with Session(engine) as session:
+            view = active_user_view(session, user_id, today=moment.date())
+            refusal = (code_refusal(session, user_id=user_id, code=code, key=key, now=moment)
+                       if view is not None else "unknown user or one who left")
+            if refusal is None:
+                session.commit()  # the code's time step is used up
+                return view
+            reason = refusal
+    with Session(engine) as session:
+        record_login_failure(session, user_id=user_id, address="", channel="form",
+                             reason=reason)
+        session.commit()
+    return None
 
 
 def subordinate_ids(session: Session, user_id: str) -> set[str]:

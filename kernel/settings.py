@@ -7,7 +7,8 @@ Default secrets are refused unless ``BROKERFLOW_DEV=1``, and so are short or rep
 ones.  Two keys, so that either can be rotated alone: ``BROKERFLOW_SECRET_KEY`` signs the
 archive page's cookies (rotating it logs everyone out); ``BROKERFLOW_ID_HASH_KEY`` keys the
 hash of client ID numbers (rotating it would make known clients look new: keep it);
-``BROKERFLOW_AUDIT_KEY`` keys the audit chain (losing it makes the chain unverifiable).
+``BROKERFLOW_AUDIT_KEY`` keys the audit chain (losing it makes the chain unverifiable);
+``BROKERFLOW_TOTP_KEY`` encrypts the one-time-code seeds (losing it means enrolling again).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     secret_key: str = DEFAULT_SECRET
     id_hash_key: str = DEFAULT_SECRET
     audit_key: str = DEFAULT_SECRET  # keys the audit chain; kept outside the database
+    totp_key: str = DEFAULT_SECRET  # encrypts the one-time-code seeds; outside the database
     timezone: str = "Asia/Shanghai"
     web_url: str = "http://127.0.0.1:8400"  # the archive page, as managers reach it (links)
     templates_dir: Path | None = None
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
             ("BROKERFLOW_SECRET_KEY", self.secret_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_ID_HASH_KEY", self.id_hash_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_AUDIT_KEY", self.audit_key, MIN_KEY_LENGTH),
+            ("BROKERFLOW_TOTP_KEY", self.totp_key, MIN_KEY_LENGTH),
         ):
             if value == DEFAULT_SECRET:
                 if not self.dev:

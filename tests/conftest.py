@@ -130,6 +130,7 @@ def env(
         "BROKERFLOW_SECRET_KEY": "test-secret-key-not-for-production",
         "BROKERFLOW_ID_HASH_KEY": "test-id-hash-key-not-for-production",
         "BROKERFLOW_AUDIT_KEY": "test-audit-key-not-for-production-0123",
+        "BROKERFLOW_TOTP_KEY": "test-totp-key-not-for-production-01234",
         "BROKERFLOW_S3_RETRIES": "1",
         "BROKERFLOW_S3_TIMEOUT_SECONDS": "5",
         "BROKERFLOW_S3_RETRY_SECONDS": "4",
@@ -141,6 +142,15 @@ def env(
     for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
         monkeypatch.delenv(key, raising=False)
     return values
+
+
+@pytest.fixture
+def development(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Development mode (``BROKERFLOW_DEV=1``), labelled where a test uses it: the sample
+    signers sign with their static secrets (``pw-<user>``) instead of one-time codes, and
+    closings may read worker paths.  Production signing is tests/test_security.py's and
+    tests/test_prefect_ui.py's."""
+    monkeypatch.setenv("BROKERFLOW_DEV", "1")
 
 
 @pytest.fixture

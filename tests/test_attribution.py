@@ -23,6 +23,8 @@ from tests.support.chain_driver import ChainDriver
 from tests.support.payroll_data import POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
 
+pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
+
 # The example number of GB 11643 (check digit X); others are made by ``make_id`` below.
 ID_A = "11010519491231002X"
 WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -231,6 +233,7 @@ def test_payroll_counts_only_effective_attributions_from_their_month(
 def test_preregistration_from_the_prefect_ui_leaves_no_id_number_in_prefect(
     prefect_api: None, archive: Archive, roster: None
 ) -> None:
+
     from uuid import UUID
 
     from prefect.client.orchestration import get_client

@@ -19,6 +19,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("web",): ("--host", "--port"),
     ("render",): ("--data", "--out"),
     ("roster", "load"): ("--as",),
+    ("roster", "disable"): ("--reason", "--left", "--as"),
+    ("roster", "totp"): ("--as",),
     ("archive", "put"): ("--branch", "--type", "--subject", "--cm", "--month", "--as"),
     ("archive", "get"): ("--out", "--as"),
     ("archive", "search"): ("--serial", "--type", "--cm", "--month", "--status", "--format",
@@ -31,7 +33,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("filing", "status"): ("--format", "--as"),
     ("filing", "list"): ("--branch", "--status", "--as"),
     ("filing", "sign"): ("--decision", "--opinion", "--departments", "--resubmit", "--withdraw",
-                         "--subject", "--body", "--no-wait", "--timeout", "--as"),
+                         "--subject", "--body", "--no-wait", "--timeout", "--code", "--as"),
     ("payroll", "compute"): ("--month", "--data", "--policy", "--format", "--out"),
     ("payroll", "close"): ("--branch", "--month", "--data", "--policy", "--as"),
     ("payroll", "reopen"): ("--branch", "--month", "--reason", "--as"),
@@ -40,6 +42,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("attribution", "show"): ("--as",),
     ("attribution", "list"): ("--cm", "--month", "--status", "--format", "--as"),
     ("attribution", "flag-malicious"): ("--reason", "--as"),
+    ("attribution", "rebind"): ("--reason", "--as"),
+    ("filing", "rebind"): ("--reason", "--as"),
 }
 
 

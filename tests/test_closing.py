@@ -26,11 +26,7 @@ CLIENTS = [client_row("c1", "cm1", open_date="2026-10-05", purchases="6000", ass
            client_row("c2", "sm1", assets="1000000", gross_commission="800")]
 
 
-@pytest.fixture(autouse=True)
-def development_mode(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """These closings read a policy file and an export directory on the worker: development
-    mode only (SPEC §2.1; the refusal outside it is tests/test_security.py's)."""
-    monkeypatch.setenv("BROKERFLOW_DEV", "1")
+pytestmark = pytest.mark.usefixtures("development")  # static secrets, worker paths
 
 
 def _latest(archive: Archive) -> PayrollRun | None:

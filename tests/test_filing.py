@@ -16,6 +16,8 @@ from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
 from tests.support.chain_driver import ChainDriver
 from tests.support.pdf import pdf_text
 
+pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
+
 
 def _filing(archive: Archive, filing_id: int) -> Filing:
     with new_session(archive.engine) as session:
@@ -170,6 +172,7 @@ def test_audit_tamper_is_detected(archive: Archive, submit, cli) -> None:
 def test_submission_started_from_the_ui_is_confirmed_by_the_submitter(
     archive: Archive, prefect_api: None, user
 ) -> None:
+
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from sqlmodel import func

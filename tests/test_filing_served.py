@@ -23,6 +23,9 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
 from tests.support.paths import ROSTER_CSV, console_script
 
+pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -103,6 +106,7 @@ def _decisions(archive: Archive) -> list[tuple[str, str]]:
 def test_a_restart_while_waiting_loses_no_decision_and_applies_none_twice(
     served: Server, archive: Archive, cli
 ) -> None:
+
     submitted = cli("filing", "submit", "--branch", "SZ01", "--kind", "recruitment",
                     "--subject", "2027年度人员招聘计划", "--body", "招聘十名客户经理。",
                     "--no-start", user="bk1")

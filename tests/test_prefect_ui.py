@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pyotp
 import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
@@ -89,8 +90,9 @@ def _fill(element: WebElement, text: str) -> None:
 
 
 def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path,
-                           resumed: Callable[[], bool]) -> None:
-    """Open the suspended run, Resume, fill the SignForm as bo1, screenshot, Submit.
+                           resumed: Callable[[], bool], code: Callable[[], str]) -> None:
+    """Open the suspended run, Resume, fill the SignForm as bo1 with a current one-time code
+    from ``code()`` (the stack is not in development mode), screenshot, Submit.
 
     ``resumed()`` tells from the API whether the run has left the Suspended state.
     """
@@ -108,7 +110,7 @@ def _approve_in_prefect_ui(driver: webdriver.Chrome, url: str, screenshot: Path,
     _fill(_form_field(dialog, "Signer", "textarea"), "bo1")
     # SecretStr gives the schema format "password", but Prefect 3.8's form ignores it and shows
     # a plain text box; the engine deletes the stored answer right after reading it.
-    _fill(_form_field(dialog, "Secret", "textarea"), "pw-bo1")
+    _fill(_form_field(dialog, "Secret", "textarea"), code())
     decision = Select(_form_field(dialog, "Decision", "select"))
     assert [o.get_attribute("value") for o in decision.options] == [
         "approve", "reject", "return"]
@@ -163,6 +165,10 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
         loaded = subprocess.run([*console_script(), "roster", "load", str(ROSTER_CSV)],
                                 env=clean_env(home), capture_output=True, text=True, timeout=120)
         assert loaded.returncode == 0, loaded.stderr  # up loads no users; the first load is open
+        enrolled = _brokerflow(home, "bo1", "roster", "totp", "bo1")  # bo1's authenticator
+        assert enrolled.returncode == 0, enrolled.stderr
+        authenticator = pyotp.parse_uri(next(
+            line for line in enrolled.stdout.splitlines() if line.startswith("otpauth://")))
 
         submitted = _brokerflow(home, "bk1", "filing", "submit", "--branch", "SZ01",
                                 "--kind", "marketing_plan", "--subject", SUBJECT,
@@ -185,7 +191,8 @@ def test_a_manager_approves_a_suspended_filing_step_in_the_prefect_ui(tmp_path: 
             try:
                 _approve_in_prefect_ui(driver, f"http://127.0.0.1:{prefect_port}/runs/flow-run/"
                                                f"{run_id}", screenshot,
-                                       lambda: _state(prefect_port, run_id)["id"] != waiting["id"])
+                                       lambda: _state(prefect_port, run_id)["id"] != waiting["id"],
+                                       authenticator.now)
             except Exception as failure:  # keep what the browser and the stack showed
                 driver.save_screenshot(str(tmp_path / "prefect-ui-failure.png"))
                 (tmp_path / "prefect-ui-failure.html").write_text(driver.page_source)

@@ -38,6 +38,8 @@ from tests.support.reliability import (
 )
 from tests.support.services import MotoProcess, ServeProcess, wait_until
 
+pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
+
 
 @pytest.fixture
 def serve(prefect_api: None, env: dict[str, str], tmp_path: Path, cli) -> Iterator[ServeProcess]:
@@ -258,6 +260,7 @@ def test_a_run_that_fails_for_good_shows_as_needing_an_operator(
     prefect_api: None, archive: Archive, roster: None, user, cli,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+
     from brokerflow.app.s3server import free_port
     from brokerflow.approvals.filings import create_filing
     from brokerflow.flows.filing import filing_chain

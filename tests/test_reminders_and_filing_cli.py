@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
@@ -14,6 +15,8 @@ from brokerflow.archive.service import Archive
 from brokerflow.flows.reminders import approval_reminders
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, Filing, Reminder, WaitingStep
+
+pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
 
 
 def test_overdue_rule_is_pure_and_does_not_repeat_within_the_limit() -> None:
@@ -35,6 +38,7 @@ def test_overdue_rule_is_pure_and_does_not_repeat_within_the_limit() -> None:
 def test_reminder_flow_records_reminders_and_artifacts_and_approves_nothing(
     prefect_api: None, archive: Archive, roster: None
 ) -> None:
+
     start = datetime.now(UTC)
     with new_session(archive.engine) as session:
         mark_waiting(session, request_key="filing:9", revision=1, step="vp_instruction",

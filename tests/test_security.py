@@ -12,11 +12,13 @@ import re
 import sqlite3
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
 import httpx
 import hypothesis
+import pyotp
 import pytest
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -31,12 +33,14 @@ from brokerflow.approvals.attributions import make_effective, preregister
 from brokerflow.approvals.chain import FormCheck, Step, Waiting
 from brokerflow.approvals.decisions import record_decision
 from brokerflow.approvals.forms import describe_return, describe_submission, describe_waiting
+from brokerflow.approvals.waiting import prefect_sqlite_file
 from brokerflow.archive.layout import void_marker_key
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.audit import chain_hash
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, BadInput
+from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import (
     AccessLogEntry,
     ApprovalDecision,
@@ -46,9 +50,11 @@ from brokerflow.kernel.models import (
     PayrollRun,
     SerialCounter,
     SerialRecord,
+    User,
 )
 from brokerflow.kernel.roster import identify, load_roster
 from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.totp import enrol
 from brokerflow.payroll.starts import issue_start_ticket
 from tests.support.chain_driver import ChainDriver
 from tests.support.paths import ROSTER_CSV, console_script
@@ -387,8 +393,9 @@ def test_a_closing_starts_only_by_schedule_or_an_identified_closer_who_is_record
     assert run.started_by == "ca1" and pay is not None and pay.created_by == "ca1"
     computed = _audited(archive, "payroll-computed")
     assert [e["actor"] for e in computed] == ["ca1"]
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
+    codes = _enrolled(archive, user("admin1"), "ca1", "dm1", "bm1")
+    for signer in ("ca1", "dm1", "bm1"):  # outside development mode: one-time codes
+        chain.sign(signer, secret=codes[signer].now())
     assert chain.join().startswith("SZ01-PAS-")
 
 
@@ -615,3 +622,72 @@ def test_a_filing_whose_run_died_is_handed_to_a_new_run_by_an_authorised_user(
     assert audited["actor"] == "bo1"
     assert audited["details"] == {"from": str(first.id), "reason": "运行中断，重新接续"}
     assert {e.user_id for e in _refused(archive, "rebind")} == {"cm1", "gzbm"}
+
+
+
+# --------------------------------------------------------------------------- 3 one-time codes
+
+
+def _enrolled(archive: Archive, admin: UserView, *user_ids: str) -> dict[str, pyotp.TOTP]:
+    """Enrol ``user_ids`` as an admin would; each user's authenticator."""
+    with new_session(archive.engine) as session:
+        uris = {u: enrol(session, user_id=u, actor=admin, key=archive.settings.totp_key)
+                for u in user_ids}
+        session.commit()
+    return {u: pyotp.parse_uri(uri) for u, uri in uris.items()}  # type: ignore[misc]
+
+
+def test_outside_development_a_signature_needs_a_fresh_one_time_code(
+    prefect_api: None, cli, archive: Archive, user
+) -> None:
+    from brokerflow.approvals.filings import create_filing
+    from brokerflow.flows.filing import filing_chain
+
+    enrolled = cli("roster", "totp", "bo1", user="bo1")  # a user enrols themself
+    assert enrolled.code == 0 and "otpauth://totp/brokerflow:bo1?secret=" in enrolled.out
+    assert "\u2588" in enrolled.out  # the QR code, drawn with block characters
+    bo1 = pyotp.parse_uri(next(line for line in enrolled.out.splitlines()
+                               if line.startswith("otpauth://")))
+    assert cli("roster", "totp", "bo1", user="cm1").code == 3  # nobody else's
+    with new_session(archive.engine) as session:
+        seed = session.get(User, "bo1").totp_seed  # type: ignore[union-attr]
+    assert seed and bo1.secret not in seed  # stored only encrypted
+
+    with new_session(archive.engine) as session:
+        filing = create_filing(session, branch="SZ01", kind="marketing_plan",
+                               subject="2027年度营销方案", body="预算另附", submitter=user("bk1"))
+        session.commit()
+    attempts = lambda: (f := _filing_row(archive, filing.id)) and f.form_attempts or 0  # noqa: E731
+    chain = ChainDriver(lambda: filing_chain(filing_id=filing.id, wait="pause",
+                                             poll_interval=0.1),
+                        run_id=lambda: (f := _filing_row(archive, filing.id)) and f.flow_run_id,
+                        attempts=attempts).start()
+    chain.wait_paused()
+    chain.sign("bo1", secret="pw-bo1-typed-by-habit")  # a static secret only logs in
+    code = bo1.now()
+    chain.sign("bo1", secret=code, decision="reject")  # refused (no opinion): the code is spent
+    chain.sign("bo1", secret=code)  # the same code again: refused as used
+    with new_session(archive.engine) as session:
+        assert session.exec(select(ApprovalDecision)).first() is None
+    reasons = [e["details"]["reason"] for e in _audited(archive, "login-refused")]  # type: ignore[index]
+    assert "wrong or expired one-time code" in reasons
+    assert any("used already" in r for r in reasons)
+    next_code = bo1.at(datetime.now(UTC) + timedelta(seconds=bo1.interval))  # the next step
+    chain.sign("bo1", secret=next_code, opinion="转渠道管理部")
+    with new_session(archive.engine) as session:
+        counted = session.exec(select(ApprovalDecision)).all()
+    assert [(d.signer_id, d.step) for d in counted] == [("bo1", "office_receive")]
+    assert _filing_row(archive, filing.id).status != "rejected"  # type: ignore[union-attr]
+    # nothing of the forms is left in Prefect's SQLite files (secure delete, WAL truncated)
+    database = prefect_sqlite_file()
+    assert database is not None
+    for path in (database, Path(f"{database}-wal")):
+        stored = path.read_bytes() if path.exists() else b""
+        assert b"typed-by-habit" not in stored and code.encode() + b'"' not in stored, path
+
+
+def _filing_row(archive: Archive, filing_id: int | None):  # type: ignore[no-untyped-def]
+    from brokerflow.kernel.models import Filing
+
+    with new_session(archive.engine) as session:
+        return session.get(Filing, filing_id)

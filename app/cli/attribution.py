@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.cli._rebind import add_rebind_command
 from brokerflow.app.runs import run_report, start_deployment
 from brokerflow.approvals.access import attribution_readable
 from brokerflow.approvals.attributions import (
@@ -15,6 +16,7 @@ from brokerflow.approvals.attributions import (
     find_attributions,
     flag_malicious,
     preregister,
+    request_key,
 )
 from brokerflow.kernel.calendar import Month, month_end
 from brokerflow.kernel.db import new_session
@@ -138,22 +140,7 @@ def flag(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
     print(f"client {client_id} flagged as a malicious account opening; it never counts")
 
 
-@app.command("rebind", help="hand an attribution whose run died to a new run (trading manager)")
-def rebind(attribution_id: Annotated[int, typer.Argument(metavar="ATTRIBUTION_ID")],
-           reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
-           as_user: AsUser = None) -> None:
-    """The new run continues the verification from the decisions recorded so far."""
-    from brokerflow.app.runs import rebind_dead_run
-    from brokerflow.approvals.attributions import request_key
 
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    with new_session(archive.engine) as session:
-        row = session.get(Attribution, attribution_id)
-        branch = row.branch if row is not None else ""
-    run = rebind_dead_run(archive, actor=actor, model=Attribution, key=attribution_id,
-                          kind="attribution", branch=branch,
-                          request_key=request_key(attribution_id),
-                          deployment="client-attribution/client-attribution",
-                          parameters={"attribution_id": attribution_id}, reason=reason)
-    print(f"attribution {attribution_id} handed to flow run {run}")
+add_rebind_command(app, kind="attribution", model=Attribution, request_key=request_key,
+                   deployment="client-attribution/client-attribution",
+                   parameter="attribution_id", who="the branch's trading manager")

@@ -18,6 +18,7 @@ from brokerflow.app.cli._common import (
     signed_in,
     the_archive,
 )
+from brokerflow.app.cli._rebind import add_rebind_command
 from brokerflow.app.runs import run_report, start_deployment, use_local_stack_api
 from brokerflow.approvals.access import filing_readable
 from brokerflow.approvals.decisions import load_decisions
@@ -159,19 +160,29 @@ def sign(
         "--no-wait", help="send the form and return without waiting for the outcome")] = False,
     timeout: Annotated[float, typer.Option(
         help="seconds to wait for the run to take and record the form")] = 120.0,
+    code: Annotated[str | None, typer.Option(
+        "--code", help="the current one-time code of your authenticator (signatures need it "
+        "outside development mode; asked for when omitted on a terminal)")] = None,
     as_user: AsUser = None,
 ) -> None:
     """The signer's secret is checked here first (exit 3, nothing sent); the form then goes to
-    the run (``approvals.submission.send_form``): exit 0 when counted, 3 when refused."""
+    the run (``approvals.submission.send_form``): exit 0 when counted, 3 when refused.  The
+    form carries the one-time code (the static secret only in development mode)."""
     use_local_stack_api()
     user, secret = acting_user(as_user)
     archive = the_archive()
     archive.authenticate(user, secret)
+    if code is None and not archive.settings.dev:
+        if not sys.stdin.isatty():
+            raise BadInput("a signature needs --code (the one-time code of your "
+                           "authenticator; enrol with 'brokerflow roster totp USER')",
+                           column="--code")
+        code = str(typer.prompt("one-time code", hide_input=True))
     with new_session(archive.engine) as session:
         filing = get_filing(session, filing_id=filing_id)
     if not filing.flow_run_id:
         raise BadInput(f"filing {filing_id} has no running chain", column="ID")
-    run_input: dict[str, Any] = {"signer": user, "secret": secret}
+    run_input: dict[str, Any] = {"signer": user, "secret": code if code is not None else secret}
     if resubmit or withdraw:
         run_input |= {"action": "withdraw" if withdraw else "resubmit",
                       "subject": subject or "", "body": body or ""}
@@ -190,21 +201,7 @@ def sign(
         print(f"filing {filing_id}: your form on step {sent.step} was counted ({sent.outcome})")
 
 
-@app.command("rebind", help="hand a filing whose run died to a new run (brokerage office)")
-def rebind(filing_id: Annotated[int, typer.Argument(metavar="FILING_ID")],
-           reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
-           as_user: AsUser = None) -> None:
-    """The new run continues the chain from the decisions recorded so far."""
-    from brokerflow.app.runs import rebind_dead_run
-    from brokerflow.approvals.filings import request_key
 
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    with new_session(archive.engine) as session:
-        filing = session.get(Filing, filing_id)
-        branch = filing.branch if filing is not None else ""
-    run = rebind_dead_run(archive, actor=actor, model=Filing, key=filing_id, kind="filing",
-                          branch=branch, request_key=request_key(filing_id),
-                          deployment="filing-chain/filing-chain",
-                          parameters={"filing_id": filing_id}, reason=reason)
-    print(f"filing {filing_id} handed to flow run {run}")
+add_rebind_command(app, kind="filing", model=Filing, request_key=request_key,
+                   deployment="filing-chain/filing-chain", parameter="filing_id",
+                   who="brokerage office")

@@ -53,3 +53,32 @@ def disable(
         session.commit()
     print(f"{user} left on {left_on.isoformat()}: no login, signature or read from that day")
 
+
+
+@app.command("totp", help="enrol USER's authenticator for signatures (shown once)")
+def totp(
+    user: Annotated[str, typer.Argument(metavar="USER")],
+    as_user: AsUser = None,
+) -> None:
+    """A new one-time-code seed for USER (themself, or an admin for anyone): printed once as
+    a provisioning URI and a QR code to scan; stored only encrypted; an earlier seed stops
+    working.  Outside development mode every signature needs a current code."""
+    import segno
+
+    from brokerflow.kernel.totp import enrol
+
+    settings = load_settings()
+    engine = open_database(settings.database_url)
+    user_id, secret = acting_user(as_user)
+    actor = check_secret(engine, user_id=user_id, secret=secret, channel="cli")
+    with new_session(engine) as session:
+        uri = enrol(session, user_id=user, actor=actor, key=settings.totp_key)
+        session.commit()
+    print(f"one-time codes for {user}: scan the code below, or enter this URI in the "
+          "authenticator app; it is shown only now")
+    print(uri)
+    qr = segno.make(uri, error="m")
+    try:
+        qr.terminal(compact=True)  # Unicode half blocks
+    except UnicodeEncodeError:  # a terminal without UTF-8: ANSI colours instead
+        qr.terminal()
