@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,14 @@ def test_the_console_script_and_python_m_run_the_same_command_line(tmp_path: Pat
                                str(tmp_path)], env=env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 2 and "--month" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_command_line_starts_without_importing_prefect() -> None:
+    """Prefect reads its settings when imported: imported before a command has found the
+    local stack's API (``use_local_stack_api``) it talks to no server, and it makes its home
+    directory.  Commands import it when they need it."""
+    probe = subprocess.run([sys.executable, "-c", "import sys, brokerflow.app.cli; "
+                            "print('prefect' in sys.modules)"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "False"

@@ -4,13 +4,15 @@ flow run died to a new run (``app.runs.rebind_dead_run``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from brokerflow.app.cli._common import AsUser, signed_in, the_archive
 from brokerflow.app.runs import rebind_dead_run
-from brokerflow.approvals.signing import RunBound
+
+if TYPE_CHECKING:  # the approval engine imports Prefect: not at the command line's start
+    from brokerflow.approvals.signing import RunBound
 
 
 def add_rebind_command(app: typer.Typer, *, kind: str, model: type[RunBound],
