@@ -71,7 +71,7 @@ def create_app(archive: Archive) -> FastAPI:
         with read_session(archive.engine) as session:
             return session_user(session, token=token, max_age=timedelta(hours=SESSION_HOURS))
 
-    def csrf_token(request: Request) -> str:
+    def session_csrf(request: Request) -> str:
         token = request.session.get("csrf")
         if not isinstance(token, str) or not token:
             token = request.session["csrf"] = secrets.token_urlsafe(32)
@@ -87,7 +87,7 @@ def create_app(archive: Archive) -> FastAPI:
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(
-            request, name, {"nonce": request.state.nonce, "csrf": csrf_token(request), **context},
+            request, name, {"nonce": request.state.nonce, "csrf": session_csrf(request), **context},
             status_code=status_code)
 
     def refused_post(request: Request, what: str) -> Response:

@@ -34,12 +34,7 @@ from sqlmodel import select
 from brokerflow.archive import index
 from brokerflow.archive.access import DocumentScope, decide_put, decide_read, readable_scope
 from brokerflow.archive.anchors import current_head, head_label
-from brokerflow.archive.layout import (  # noqa: F401  (part of this module's interface)
-    entry_from_metadata,
-    is_document_key,
-    void_marker_key,
-    void_marker_serial,
-)
+from brokerflow.archive.layout import entry_from_metadata, void_marker_key
 from brokerflow.archive.serials import Serial, parse_serial
 from brokerflow.archive.store import ObjectStore, StoredObject
 from brokerflow.kernel.calendar import utcnow
@@ -166,14 +161,10 @@ class Archive:
         file archived twice is one document."""
         if not data.startswith(PDF_MAGIC):
             raise BadInput("not a PDF (it does not start with %PDF-)", file=spec.source)
-        self._validate(replace(spec, subject_key=spec.subject_key or "sha256"), actor=actor)
-        allowed = decide_put(actor, branch=spec.branch, doc_type=spec.doc_type)
-        if not allowed.allowed:
-            raise self.deny(actor, "put", spec.branch, allowed.reason)
         sha256 = hashlib.sha256(data).hexdigest()
         if not spec.subject_key:
             spec = replace(spec, subject_key=f"sha256:{sha256}")
-        reservation = self.reserve(spec, actor=actor, owner=owner)
+        reservation = self.reserve(spec, actor=actor, owner=owner, by_hand=True)
         if isinstance(reservation, str):
             return PutResult(serial=reservation, created=False, sha256=sha256)
         return self.store_reserved(reservation, data)
@@ -201,12 +192,17 @@ class Archive:
             raise
         return self.store_reserved(reservation, data)
 
-    def reserve(self, spec: DocumentSpec, *, actor: UserView,
-                owner: str | None = None) -> Reservation | str:
+    def reserve(self, spec: DocumentSpec, *, actor: UserView, owner: str | None = None,
+                by_hand: bool = False) -> Reservation | str:
         """Validate and allocate a serial (committed); the existing serial when the
         (type, subject key, revision) is archived already; ``owner``'s own interrupted
-        reservation when there is one."""
+        reservation when there is one.  ``by_hand`` (``put``): after the input checks, the
+        actor must be allowed to archive an outside document there (``decide_put``)."""
         team, month = self._validate(spec, actor=actor)
+        if by_hand:
+            allowed = decide_put(actor, branch=spec.branch, doc_type=spec.doc_type)
+            if not allowed.allowed:
+                raise self.deny(actor, "put", spec.branch, allowed.reason)
         now = self.clock()
         existing = self._existing(spec.doc_type, spec.subject_key, spec.revision, owner=owner)
         if isinstance(existing, str):
