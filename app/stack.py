@@ -158,7 +158,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
                  "s3_endpoint": settings.s3_endpoint, "database_url": settings.database_url,
                  "web": web_url, "serve_pid": worker.pid, "web_pid": web.pid,
                  "development": settings.dev}
-        state_file.write_text(json.dumps(state))
+        _write_state(state_file, state)
         print(f"Prefect UI:   {ui_url}   (approve waiting steps: Runs → a Paused/Suspended "
               "run → Resume)")
         print(f"Archive page: {web_url}   (log in with a roster user id and secret)")
@@ -180,9 +180,12 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         print("Press Ctrl-C to stop.", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while prefect.poll() is None:
-            if worker.keep_alive() or web.keep_alive():
+            restarted = [said for said in (worker.keep_alive(), web.keep_alive()) if said]
+            if restarted:
                 state |= {"serve_pid": worker.pid, "web_pid": web.pid}
-                state_file.write_text(json.dumps(state))
+                _write_state(state_file, state)
+                for said in restarted:
+                    print(said, flush=True)
             time.sleep(0.5)
         print("the Prefect server exited", file=sys.stderr)
         return 1
@@ -198,6 +201,13 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         if s3_server is not None:
             s3_server.stop()
         state_file.unlink(missing_ok=True)
+
+
+def _write_state(state_file: Path, state: dict[str, object]) -> None:
+    """Replace stack.json in one step: a reader never sees half of it."""
+    partial = state_file.with_suffix(".json.partial")
+    partial.write_text(json.dumps(state))
+    partial.replace(state_file)
 
 
 class Supervised:
@@ -218,12 +228,13 @@ class Supervised:
     def pid(self) -> int:
         return self.process.pid
 
-    def keep_alive(self) -> bool:
-        """Start the child again if it exited (True then); BrokerflowError when it keeps
-        dying."""
+    def keep_alive(self) -> str | None:
+        """Start the child again if it exited and return the sentence saying so (None while it
+        runs); BrokerflowError when it keeps dying.  The caller records the new pid before it
+        prints the sentence, so whoever reads the sentence finds the new pid recorded."""
         code = self.process.poll()
         if code is None:
-            return False
+            return None
         now = time.monotonic()
         self.restarts = [t for t in self.restarts if now - t < self.window]
         if len(self.restarts) >= self.max_restarts:
@@ -232,9 +243,8 @@ class Supervised:
         stop_process_group(self.process)  # whatever it started goes with it
         self.restarts.append(now)
         self.process = self._start()
-        print(f"{self.name} (exit code {code}) was restarted as pid {self.process.pid}; "
-              f"see {self.log}", flush=True)
-        return True
+        return (f"{self.name} (exit code {code}) was restarted as pid {self.process.pid}; "
+                f"see {self.log}")
 
 
 def prefect_server_hardening(ui_origin: str) -> dict[str, str]:
