@@ -1,4 +1,4 @@
-"""A local S3 endpoint on loopback: a ``minio`` server when the binary is on PATH, else moto.
+"""A local S3 endpoint for ``up --store minio|moto``: a ``minio`` server, or moto.
 
 moto keeps objects in memory only and checks no signatures; it is what tests and a laptop
 without MinIO get, never a store: it listens on loopback only, answers only requests that name
@@ -158,10 +158,14 @@ class MinioS3Server:
             self._process.kill()
 
 
-def start_local_s3(*, data_dir: Path, access_key: str, secret_key: str,
+def start_local_s3(*, kind: str, data_dir: Path, access_key: str, secret_key: str,
                    host: str = "127.0.0.1", port: int = 0) -> LocalS3Server:
-    """MinIO when the binary is on PATH, else moto (loopback only, guarded by the key)."""
-    if shutil.which("minio"):
+    """A local ``minio`` server (its binary must be on PATH) or moto (tests only: loopback,
+    guarded by the key, objects in memory)."""
+    if kind == "minio":
+        if not shutil.which("minio"):
+            raise BadInput("no minio binary on PATH: install MinIO, or use the directory store "
+                           "(the default) or BROKERFLOW_S3_ENDPOINT", column="--store")
         return MinioS3Server(data_dir=data_dir, access_key=access_key, secret_key=secret_key,
                              host=host, port=port)
     return MotoS3Server(host=host, port=port, access_key=access_key)

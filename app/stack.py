@@ -3,7 +3,8 @@
 Starts an S3 endpoint (unless ``BROKERFLOW_S3_ENDPOINT`` names one), a Prefect server on
 SQLite under ``$BROKERFLOW_HOME/prefect``, creates the bucket and the schema, prints the
 addresses and stops everything on Ctrl-C.  First run generates the secrets into
-``$BROKERFLOW_HOME/brokerflow.env`` so later commands in other shells find them.
+``$BROKERFLOW_HOME/brokerflow.env`` so later commands in other shells find them.  With
+``--postgres`` both databases live on a local PostgreSQL cluster in the home (``postgres.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from brokerflow.app import postgres as pg
 from brokerflow.app.s3server import LocalS3Server, port_in_use, start_local_s3, wait_for_http
 from brokerflow.kernel.errors import BadInput, BrokerflowError
 from brokerflow.kernel.resources import package_dir
@@ -75,6 +76,20 @@ def _check_port(host: str, port: int, option: str) -> None:
                        column=option)
 
 
+def _env_file_values(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    return dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
+                if "=" in line and not line.startswith("#"))
+
+
+def _drop_env_file_value(path: Path, key: str) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = [ln for ln in lines if not ln.startswith(f"{key}=")]
+    if kept != lines:
+        path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
 def _set_env_file_value(path: Path, key: str, value: str) -> None:
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines()
              if not ln.startswith(f"{key}=")]
@@ -100,9 +115,54 @@ def ensure_roster(engine: Any) -> bool:
     return True
 
 
-def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 8400) -> int:
-    """Run the stack in the foreground until interrupted."""
+STORES = ("directory", "minio", "moto")
+LOCAL_S3_MARK = "BROKERFLOW_LOCAL_S3"  # the env file's note that up runs the S3 server itself
+
+
+def choose_store(env_file: Path, asked: str | None, *, host: str, s3_port: int) -> str | None:
+    """Which document store ``up`` uses; the local S3 server it must start (None: none).
+
+    ``BROKERFLOW_S3_ENDPOINT`` in the environment or set by hand in the env file is used as
+    it is.  Otherwise the store asked for (``--store``), else the one this home used before
+    (a local ``minio``/``moto`` that up started, noted in the env file), else the durable
+    directory store (SPEC §7).  An endpoint an older release wrote for its moto server
+    (objects in memory, long gone) gives way to the directory store."""
+    if asked is not None and asked not in STORES:
+        raise BadInput(f"unknown store {asked!r}: choose one of {', '.join(STORES)}",
+                       column="--store")
+    if "BROKERFLOW_S3_ENDPOINT" in os.environ:
+        if asked is not None:
+            raise BadInput("BROKERFLOW_S3_ENDPOINT is set: unset it to choose a store",
+                           column="--store")
+        return None
+    values = _env_file_values(env_file)
+    previous = values.get(LOCAL_S3_MARK)
+    endpoint = values.get("BROKERFLOW_S3_ENDPOINT", "")
+    if previous is None and endpoint.startswith(("http://127.0.0.1:", "http://localhost:")):
+        # written by an older release for the server it started itself
+        previous = "minio" if (env_file.parent / "s3").is_dir() else "directory"
+    elif previous is None and endpoint and asked is None:
+        return None  # an endpoint configured by hand in the env file
+    kind = asked or previous or "directory"
+    if kind == "directory":
+        for key in ("BROKERFLOW_S3_ENDPOINT", LOCAL_S3_MARK):
+            _drop_env_file_value(env_file, key)
+        return None
+    if kind == "moto" and host not in LOOPBACK:
+        raise BadInput(f"moto is a test server that never listens beyond loopback ({host}): "
+                       "use the directory store, MinIO or BROKERFLOW_S3_ENDPOINT",
+                       column="--host")
+    _set_env_file_value(env_file, "BROKERFLOW_S3_ENDPOINT", f"http://{host}:{s3_port}")
+    _set_env_file_value(env_file, LOCAL_S3_MARK, kind)
+    return kind
+
+
+def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 8400,
+              store: str | None = None, postgres: bool = False) -> int:
+    """Run the stack in the foreground until interrupted; ``postgres``: both databases on
+    the local PostgreSQL cluster (``brokerflow.app.postgres``)."""
     from brokerflow.archive.service import open_archive
+    from brokerflow.archive.stores import describe_store
     from brokerflow.kernel.db import new_session
     from brokerflow.kernel.roster import roster_is_empty
 
@@ -113,32 +173,37 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         state = json.loads(state_file.read_text())
         if _pid_alive(int(state.get("pid", 0))):
             print(f"brokerflow up is already running (pid {state['pid']}): "
-                  f"Prefect UI {state['prefect_ui']}, S3 {state['s3_endpoint']}")
+                  f"Prefect UI {state['prefect_ui']}, documents {state['s3_endpoint']}")
             return 1
     if host not in LOOPBACK and not os.environ.get("PREFECT_SERVER_API_AUTH_STRING"):
         raise BadInput(f"binding to {host} (beyond loopback) needs PREFECT_SERVER_API_AUTH_STRING",
                        column="--host")
-    if ("BROKERFLOW_S3_ENDPOINT" not in os.environ and not shutil.which("minio")
-            and host not in LOOPBACK):
-        raise BadInput(f"the only local S3 server here is moto, a test server that never "
-                       f"listens beyond loopback ({host}): set BROKERFLOW_S3_ENDPOINT to your "
-                       "S3/MinIO, or put a minio binary on PATH", column="--host")
     env_file = ensure_env_file(home)
     _check_port(host, prefect_port, "--prefect-port")
     _check_port(host, web_port, "--web-port")
     s3_server: LocalS3Server | None = None
-    if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
+    local_s3 = choose_store(env_file, store, host=host, s3_port=s3_port)
+    if local_s3:
         _check_port(host, s3_port, "--s3-port")
-        _set_env_file_value(env_file, "BROKERFLOW_S3_ENDPOINT", f"http://{host}:{s3_port}")
     if "BROKERFLOW_WEB_URL" not in os.environ:  # the links in form descriptions
         _set_env_file_value(env_file, "BROKERFLOW_WEB_URL", f"http://{host}:{web_port}")
+    local_postgres = pg.local_postgres_wanted(postgres, _env_file_values(env_file))
     settings = load_settings()
     prefect: subprocess.Popen[bytes] | None = None
     worker: Supervised | None = None
     web: Supervised | None = None
+    databases: pg.Databases | None = None
     try:
-        if "BROKERFLOW_S3_ENDPOINT" not in os.environ:
-            s3_server = start_local_s3(data_dir=home / "s3", access_key=settings.s3_access_key,
+        databases = pg.start_databases(
+            home, local=local_postgres, env_values=_env_file_values(env_file),
+            remember=lambda k, v: _set_env_file_value(env_file, k, v))
+        settings = load_settings()  # with the URL the local cluster serves
+        pg.check_databases(settings.database_url, databases.prefect_url)
+        if databases.prefect_url:  # Prefect's server and every child: the same database
+            os.environ[pg.PREFECT_DATABASE] = databases.prefect_url
+        if local_s3:
+            s3_server = start_local_s3(kind=local_s3, data_dir=home / "s3",
+                                       access_key=settings.s3_access_key,
                                        secret_key=settings.s3_secret_key, host=host, port=s3_port)
         prefect = _start_prefect(home, host, prefect_port)
         archive = open_archive(settings)  # bucket with Object Lock, schema
@@ -155,7 +220,8 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         api_url = f"http://{host}:{prefect_port}/api"
         ui_url = f"http://{host}:{prefect_port}"
         state = {"pid": os.getpid(), "prefect_ui": ui_url, "prefect_api": api_url,
-                 "s3_endpoint": settings.s3_endpoint, "database_url": settings.database_url,
+                 "s3_endpoint": settings.s3_endpoint or archive.store.location(),
+                 "store": archive.store.kind, "database_url": settings.database_url,
                  "web": web_url, "serve_pid": worker.pid, "web_pid": web.pid,
                  "development": settings.dev}
         _write_state(state_file, state)
@@ -163,12 +229,15 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
               "run → Resume)")
         print(f"Archive page: {web_url}   (log in with a roster user id and secret)")
         print(f"Prefect API:  export PREFECT_API_URL={api_url}")
-        print(f"S3 endpoint:  {settings.s3_endpoint} "
-              f"({s3_server.kind if s3_server else 'external'}), bucket {settings.s3_bucket}")
+        print(f"Documents:    {describe_store(archive.store)}")
+        if settings.s3_endpoint:
+            print(f"S3 endpoint:  {settings.s3_endpoint} "
+                  f"({s3_server.kind if s3_server else 'external'}), bucket {settings.s3_bucket}")
         if s3_server and s3_server.kind == "moto":
-            print("              (moto keeps objects in memory: put a minio binary on PATH "
-                  "or set BROKERFLOW_S3_ENDPOINT to keep them)")
-        print(f"Database:     {settings.database_url}")
+            print("              TEST SERVER: moto keeps objects in memory, they are gone when "
+                  "the stack stops (use the default directory store, or MinIO)")
+        for line in databases.describe(settings.database_url, home / "prefect"):
+            print(line)
         print(f"Deployments:  served by pid {worker.pid} (log {home / 'serve.log'})")
         if sample:
             print(f"Roster:       DEVELOPMENT MODE: sample roster loaded ({SAMPLE_ROSTER}); "
@@ -200,6 +269,8 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
             stop_process_group(prefect)
         if s3_server is not None:
             s3_server.stop()
+        if databases is not None:
+            databases.stop()
         state_file.unlink(missing_ok=True)
 
 

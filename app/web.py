@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.service import Archive
-from brokerflow.kernel.db import is_busy, new_session, read_session
+from brokerflow.kernel.db import is_busy, new_session, read_session, unavailable
 from brokerflow.kernel.errors import AccessError, BadInput, NotFound, StorageError
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.resources import templates_dir
@@ -99,6 +100,12 @@ def create_app(archive: Archive) -> FastAPI:
 
     @app.exception_handler(OperationalError)
     async def database_busy(request: Request, exc: OperationalError) -> Response:
+        cause = unavailable(exc)
+        if cause is not None:  # the operator's log names the database; the page does not
+            print(f"brokerflow web: {cause}", file=sys.stderr, flush=True)
+            return page(request, "message.html", status_code=503, user=None,
+                        message="The archive's database cannot be reached; nothing was "
+                                "changed. Tell the operator. (数据库无法连接)")
         if not is_busy(exc):
             raise exc
         return page(request, "message.html", status_code=503, user=None,

@@ -36,7 +36,8 @@ from brokerflow.archive.access import DocumentScope, decide_put, decide_read, re
 from brokerflow.archive.anchors import current_head, head_label
 from brokerflow.archive.layout import entry_from_metadata, void_marker_key
 from brokerflow.archive.serials import Serial, parse_serial
-from brokerflow.archive.store import ObjectStore, StoredObject
+from brokerflow.archive.store import StoredObject
+from brokerflow.archive.stores import DocumentStore, open_store
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import new_session, read_session
 from brokerflow.kernel.errors import (
@@ -114,7 +115,7 @@ class Archive:
         self,
         *,
         engine: Engine,
-        store: ObjectStore,
+        store: DocumentStore,
         settings: Settings,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
@@ -191,6 +192,58 @@ class Archive:
             self._void(reservation, f"render failed: {exc!r}")
             raise
         return self.store_reserved(reservation, data)
+
+    def archive_rendered_batch(
+        self, specs: list[DocumentSpec],
+        render: Callable[[list[tuple[int, str]]], list[bytes | Exception]], *,
+        actor: UserView, owner: str | None = None, group: int = 64,
+    ) -> list[PutResult]:
+        """``archive_rendered`` for many documents, their renders done together.
+
+        Per ``group`` of specs: reserve each serial (an archived subject keeps its own),
+        ``render([(index in specs, serial), ...])`` the others at once -- one PDF or error
+        per pair, in order -- then store and index each through ``store_reserved``.  A failed
+        render voids its serial only; the group's others are stored, then the first error is
+        raised.  A store failure stops the batch: without an ``owner`` the group's serials
+        not stored yet are voided (an owner's next attempt continues them).  Results follow
+        ``specs``.
+        """
+        results: dict[int, PutResult] = {}
+        for start in range(0, len(specs), group):
+            reservations: dict[int, Reservation] = {}
+            for i in range(start, min(start + group, len(specs))):
+                reserved = self.reserve(specs[i], actor=actor, owner=owner)
+                if isinstance(reserved, Reservation):
+                    reservations[i] = reserved
+                    continue
+                with new_session(self.engine) as session:
+                    entry = session.get(ArchiveEntry, reserved)
+                results[i] = PutResult(serial=reserved, created=False,
+                                       sha256=entry.sha256 if entry else "")
+            jobs = [(i, str(r.serial)) for i, r in reservations.items()]
+            try:
+                rendered = list(zip(jobs, render(jobs) if jobs else [], strict=True))
+            except Exception as exc:
+                for reservation in reservations.values():
+                    self._void(reservation, f"render failed: {exc!r}")
+                raise
+            failed: Exception | None = None
+            for (i, _), pdf in rendered:
+                reservation = reservations.pop(i)
+                if isinstance(pdf, Exception):
+                    self._void(reservation, f"render failed: {pdf!r}")
+                    failed = failed or pdf
+                    continue
+                try:
+                    results[i] = self.store_reserved(reservation, pdf)
+                except StorageError as exc:
+                    for rest in reservations.values() if owner is None else ():
+                        self._void(rest, f"not stored: the batch stopped at "
+                                         f"{reservation.serial}: {exc}")
+                    raise
+            if failed is not None:
+                raise failed
+        return [results[i] for i in range(len(specs))]
 
     def reserve(self, spec: DocumentSpec, *, actor: UserView, owner: str | None = None,
                 by_hand: bool = False) -> Reservation | str:
@@ -478,14 +531,14 @@ class Archive:
 
 def open_archive(settings: Settings, engine: Engine | None = None, *,
                  prepare_bucket: bool = True) -> Archive:
-    """An Archive on the configured database and object store.
+    """An Archive on the configured database and document store (S3, else the directory).
 
     ``prepare_bucket`` creates or checks the bucket now; flows pass False so that a run
     touches the store only when it archives (``up`` prepares the bucket).
     """
     from brokerflow.kernel.db import open_database
 
-    store = ObjectStore.from_settings(settings)
+    store = open_store(settings)
     if prepare_bucket:
         store.ensure_bucket(retention_years=settings.retention_years,
                             retention_mode=settings.retention_mode)

@@ -78,6 +78,8 @@ def decode_metadata(headers: dict[str, str]) -> dict[str, str]:
 class ObjectStore:
     """Small wrapper around the minio client: the few calls the archive needs."""
 
+    kind = "s3"
+
     def __init__(
         self,
         *,
@@ -93,6 +95,7 @@ class ObjectStore:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.bucket = bucket
+        self.endpoint = f"{'https' if secure else 'http'}://{endpoint_host}"
         self.retry_seconds = retry_seconds
         self._sleep = sleep
         http = urllib3.PoolManager(
@@ -125,6 +128,10 @@ class ObjectStore:
             retry_seconds=settings.s3_retry_seconds,
         )
 
+    def location(self, prefix: str = "") -> str:
+        """Where ``prefix`` lives, for messages."""
+        return f"s3://{self.bucket}/{prefix}"
+
     # ------------------------------------------------------------------ bucket
 
     def ensure_bucket(self, *, retention_years: int, retention_mode: str) -> None:
@@ -144,8 +151,17 @@ class ObjectStore:
                 self.client.set_object_lock_config(
                     self.bucket, ObjectLockConfig(retention_mode, retention_years, YEARS)
                 )
-        except (S3Error, urllib3.exceptions.HTTPError) as exc:
+        except S3Error as exc:
             raise StorageError(f"cannot prepare bucket {self.bucket!r}: {exc}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageError(self.unreachable(f"cannot prepare bucket {self.bucket!r}")
+                               ) from exc
+
+    def unreachable(self, what: str) -> str:
+        """The message for an endpoint that does not answer: which one, and what to do."""
+        return (f"{what}: the S3 endpoint {self.endpoint} does not answer; start it or set "
+                "BROKERFLOW_S3_ENDPOINT to the right address ('brokerflow doctor' checks every "
+                "service)")
 
     def lock_mode(self) -> str | None:
         """Mode of the bucket's default retention (GOVERNANCE or COMPLIANCE)."""
@@ -173,8 +189,11 @@ class ObjectStore:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 last = exc
             if time.monotonic() + delay > deadline:
-                raise StorageError(f"could not {what} within {self.retry_seconds:.0f} s: "
-                                   f"{last}") from last
+                detail = (self.unreachable(f"could not {what} within "
+                                           f"{self.retry_seconds:.0f} s")
+                          if not isinstance(last, S3Error) else
+                          f"could not {what} within {self.retry_seconds:.0f} s: {last}")
+                raise StorageError(detail) from last
             self._sleep(delay)
             delay = min(delay * 2, 8.0)
 
@@ -219,8 +238,10 @@ class ObjectStore:
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 last = exc
             if time.monotonic() + delay > deadline:  # outcome unknown: try again later
-                raise StorageError(f"could not store {key} within "
-                                   f"{self.retry_seconds:.0f} s: {last}") from last
+                raise StorageError(
+                    self.unreachable(f"could not store {key} within {self.retry_seconds:.0f} s")
+                    if not isinstance(last, S3Error) else
+                    f"could not store {key} within {self.retry_seconds:.0f} s: {last}") from last
             self._sleep(delay)
             delay = min(delay * 2, 8.0)
         etag = (result.etag or "").strip('"')

@@ -92,7 +92,7 @@ def _fetch_export(archive: Archive, branch: str, month: str, target: Path) -> Pa
         (target / name).write_bytes(data)
         found += 1
     if not found:
-        raise BadInput(f"no CRM export under s3://{archive.store.bucket}/{prefix}",
+        raise BadInput(f"no CRM export under {archive.store.location(prefix)}",
                        file=prefix)
     return target
 

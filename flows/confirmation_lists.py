@@ -1,12 +1,24 @@
 """CML (客户确认月度清单, seed 002 第二十一条): per CM, the clients whose attribution became
-effective in a month, archived by the monthly closing just before it computes pay."""
+effective in a month, archived by the monthly closing just before it computes pay.
+
+The lists of a closing are archived as one batch (``archive_batch_step``): every CM's list
+keeps its own serial on the page, checksum and stored object, but the PDFs are rendered
+together, side by side on the machine's cores when there are enough of them
+(``DocumentRenderer.render_pdfs``).
+"""
+
+from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
+from prefect import task
+from prefect.cache_policies import NO_CACHE
 from sqlmodel import col, select
 
+from brokerflow.approvals.waiting import current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec
-from brokerflow.flows.archive_document import archive_step
+from brokerflow.flows.archive_document import _storage_failed, shared_renderer
 from brokerflow.kernel.calendar import Month, local_minute, month_end
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound
@@ -43,18 +55,50 @@ def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> 
                 "asset_size": attribution.asset_size})
     if by_cm and actor is None:
         raise NotFound(f"branch {branch} has no trading_manager on the roster")
-    serials = []
+    specs, documents = [], []
     for cm_id, clients in sorted(by_cm.items()):
-        assert actor is not None
         subject = f"{month} 客户确认清单：{names.get(cm_id, cm_id)}"
-        data: dict[str, object] = {
+        documents.append({
             "branch": branch, "subject": subject,
             "body": {"cm_id": cm_id, "cm_name": names.get(cm_id, cm_id), "month": month,
                      "clients": clients},
-        }
-        spec = DocumentSpec(branch=branch, doc_type="CML", subject=subject,
-                            subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,
-                            month=month, source=f"confirmation list {month}")
-        serials.append(archive_step(archive, spec, data, actor=actor))
-    return serials
+        })
+        specs.append(DocumentSpec(branch=branch, doc_type="CML", subject=subject,
+                                  subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,
+                                  month=month, source=f"confirmation list {month}"))
+    if not specs:
+        return []
+    assert actor is not None
+    return archive_batch_step(archive, specs, documents, actor=actor)
+
+
+@task(name="archive-documents", cache_policy=NO_CACHE, persist_result=False,
+      retry_condition_fn=_storage_failed)
+def archive_documents(archive: Archive, specs: list[DocumentSpec],
+                      documents: list[dict[str, Any]], *, actor: UserView) -> list[str]:
+    """Render each ``specs[i].doc_type`` from ``documents[i]`` with its serial on the page,
+    all together, and archive each (``Archive.archive_rendered_batch``); the serials."""
+
+    def render(jobs: list[tuple[int, str]]) -> list[bytes | Exception]:
+        return shared_renderer().render_pdfs(
+            [(specs[i].doc_type, {**documents[i], "serial": serial}) for i, serial in jobs],
+            return_exceptions=True)
+
+    owner = current_flow_run_id() or None
+    results = archive.archive_rendered_batch(specs, render, actor=actor, owner=owner)
+    return [result.serial for result in results]
+
+
+def archive_batch_step(archive: Archive, specs: list[DocumentSpec],
+                       documents: list[dict[str, Any]], *, actor: UserView) -> list[str]:
+    """``archive_documents`` with the retries ``archive_step`` has (storage failures only;
+    a retry continues the run's own reservations under the same serials); the serials.
+
+    Archiving the same (type, subject key, revision) again returns the existing serial.
+    """
+    settings = archive.settings
+    delays = [settings.archive_retry_delay_seconds * 2**i for i in range(settings.archive_retries)]
+    retrying = archive_documents.with_options(retries=settings.archive_retries,
+                                              retry_delay_seconds=delays or 0)
+    return retrying(archive, specs, documents, actor=actor)
 

@@ -5,7 +5,10 @@ begins ``IMMEDIATE`` so that concurrent writers queue instead of failing on lock
 session for reading only (``read_session``) begins deferred: it never takes the write lock, so
 a long writer does not block the login page or a search.  Waiting longer than the busy timeout
 for the lock is ``DatabaseBusy`` (exit 7).  Nothing else assumes SQLite: PostgreSQL works
-through ``BROKERFLOW_DATABASE_URL``.
+through ``BROKERFLOW_DATABASE_URL``.  A database that cannot be reached (server down, wrong
+password, no such database, connection lost) raises SQLAlchemy's ``OperationalError`` carrying
+a ``DatabaseUnavailable`` (``unavailable``): the command line exits 8 with it, naming the
+database without its password and how to fix it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -21,11 +25,12 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, event, inspect
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
 from brokerflow.kernel import models  # noqa: F401  (registers the tables)
-from brokerflow.kernel.errors import SchemaError
+from brokerflow.kernel.errors import BadInput, DatabaseUnavailable, SchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 READ_ONLY = "brokerflow_read_only"  # execution option of ``read_session``'s connections
@@ -46,8 +51,69 @@ def make_engine(database_url: str, *, busy_timeout_ms: int | None = None) -> Eng
             database_url, connect_args={"check_same_thread": False, "timeout": timeout / 1000},
         )
         _make_sqlite_transactions_immediate(engine, timeout)
-        return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    else:
+        try:
+            engine = create_engine(database_url, pool_pre_ping=True)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise BadInput(f"BROKERFLOW_DATABASE_URL is not a database URL brokerflow can use "
+                           f"({exc}): correct it") from exc
+    _report_unreachable(engine, database_url)
+    return engine
+
+
+def describe_url(database_url: str) -> str:
+    """``database_url`` as messages show it: without its password."""
+    try:
+        return unquote(make_url(database_url).render_as_string(hide_password=True))
+    except ArgumentError:
+        return "(a URL that does not parse)"
+
+
+_HINTS = (
+    (("password authentication failed", "no password supplied", "role \""),
+     "check the user and password in {setting}"),
+    (("database \"",), "create the database (createdb NAME, or CREATE DATABASE NAME) or "
+                        "correct its name in {setting}"),
+    (("unable to open database file",), "make its directory writable or correct {setting}"),
+)
+
+
+def database_unavailable(database_url: str, error: BaseException, *,
+                         setting: str = "BROKERFLOW_DATABASE_URL",
+                         what: str = "the database") -> DatabaseUnavailable:
+    """The error saying that ``database_url`` (named by ``setting``) cannot be reached, why,
+    and how to fix it."""
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())
+    reason = reason.split("(Background on this error", 1)[0].strip()
+    hint = next((h for markers, h in _HINTS if any(m in reason for m in markers)),
+                "start PostgreSQL (the local stack's: 'brokerflow up --postgres'), or correct "
+                "host and port in {setting}")
+    return DatabaseUnavailable(f"cannot reach {what} {describe_url(database_url)}: {reason}; "
+                               + hint.format(setting=setting))
+
+
+_UNAVAILABLE = "brokerflow_unavailable"  # attribute of a driver error: its explanation
+
+
+def _report_unreachable(engine: Engine, database_url: str) -> None:
+    """Connecting failed or the connection was lost: the ``OperationalError`` carries the
+    ``DatabaseUnavailable`` that explains it (``unavailable``).  It stays an
+    ``OperationalError``, so code that waits out an outage still recognises it; a pre-ping's
+    failure is SQLAlchemy's to handle, a busy lock stays busy."""
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        error = context.sqlalchemy_exception
+        if (context.is_pre_ping or not isinstance(error, OperationalError) or is_busy(error)
+                or not (context.connection is None or context.is_disconnect)):
+            return
+        setattr(error, _UNAVAILABLE, database_unavailable(database_url,
+                                                          context.original_exception))
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """What an engine's failure to reach its database means (None: not such a failure)."""
+    explained = getattr(error, _UNAVAILABLE, None)
+    return explained if isinstance(explained, DatabaseUnavailable) else None
 
 
 def _make_sqlite_transactions_immediate(engine: Engine, timeout_ms: int) -> None:

@@ -5,8 +5,10 @@
     │   └── MonthClosed             (payroll) the month is signed; reopen it first
     ├── UnsafeSettings              exit 2: default secrets outside development mode
     ├── MissingCJKFont              exit 2: no Chinese font installed (names the package)
+    ├── MissingPostgres             exit 2: ``up --postgres`` without PostgreSQL's server binaries
     ├── SchemaError                 exit 6: the database needs a migration start cannot make
     ├── DatabaseBusy                exit 7: another writer held the database too long; retry
+    ├── DatabaseUnavailable         exit 8: the database cannot be reached (names it, says how)
     ├── AccessError                 exit 3
     │   ├── AuthenticationFailed    unknown user or wrong secret
     │   └── AccessDenied            a known user asked for something not theirs
@@ -81,6 +83,19 @@ class DatabaseBusy(BrokerflowError):
     """Another writer held the database longer than the busy timeout; nothing was written."""
 
     exit_code = 7
+
+
+class DatabaseUnavailable(BrokerflowError):
+    """The database could not be reached (server down, wrong password, no such database) or
+    the connection was lost; the message names it (without its password) and how to fix it."""
+
+    exit_code = 8
+
+
+class MissingPostgres(BrokerflowError):
+    """A local PostgreSQL cluster was asked for, but its server binaries are not installed."""
+
+    exit_code = 2
 
 
 class AccessError(BrokerflowError):

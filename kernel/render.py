@@ -4,16 +4,29 @@ One ``DocumentRenderer`` is meant to live for the whole process: it keeps the Ji
 environment and WeasyPrint's ``FontConfiguration`` (font loading and fontconfig matching are
 the expensive part of a CJK render).  Fonts are subset by HarfBuzz when ``libharfbuzz-subset0``
 is installed, which keeps a Chinese page within a small factor of an ASCII one.
+
+``render_pdfs`` produces many documents at once (a closing's CML per CM): their HTML is made
+here, then this process and ``usable_cpus() - 1`` warm worker processes turn them into PDFs
+side by side -- one PDF per document, each exactly what ``render_pdf`` makes of it.  One
+WeasyPrint layout pass over all documents, split by page afterwards, was measured and is not
+faster (docs/benchmarks.md, "Documents at volume"): its cost is per page, not per document.
 """
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+import pickle
 import shutil
 import subprocess
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
@@ -21,7 +34,7 @@ from jinja2.exceptions import UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field, ValidationError
 
-from brokerflow.kernel.errors import BadInput, MissingCJKFont
+from brokerflow.kernel.errors import BadInput, BrokerflowError, MissingCJKFont
 from brokerflow.kernel.resources import templates_dir
 from brokerflow.kernel.vocabulary import DECISION_LABELS, DOCUMENT_TYPES, check_doc_type
 
@@ -29,6 +42,13 @@ CJK_FONT_PACKAGE = "fonts-wqy-microhei"
 DEFAULT_TEMPLATES_DIR = templates_dir()
 #: How a signature block reads a decision (a step not signed yet: 待签).
 SIGNATURE_LABELS = {**DECISION_LABELS, "pending": "待签"}
+#: Below this many documents a batch is rendered in this process only: starting a worker
+#: process (imports, fonts, first render: 0.6 s and more) costs more than it saves.
+PARALLEL_MIN_DOCUMENTS = 12
+#: Documents per unit of work handed to a worker (small: the last units balance the cores).
+CHUNK_DOCUMENTS = 4
+#: The garbage collector's thresholds while documents are rendered (default 700, 10, 10).
+RENDER_GC_THRESHOLD = (10_000, 50, 50)
 
 
 class Signature(BaseModel):
@@ -92,6 +112,8 @@ class DocumentRenderer:
         )
         self.env.globals["decision_label"] = lambda d: SIGNATURE_LABELS.get(d, d)
         self.font_config = FontConfiguration()
+        self._pool: ProcessPoolExecutor | None = None  # render_pdfs' workers, once needed
+        self._pool_size = 0
 
     def render_html(self, doc_type: str, data: DocumentData | dict[str, Any]) -> str:
         check_doc_type(doc_type)
@@ -111,14 +133,167 @@ class DocumentRenderer:
                            column="body") from None
 
     def render_pdf(self, doc_type: str, data: DocumentData | dict[str, Any]) -> bytes:
-        from weasyprint import HTML
-
+        """One document as PDF bytes."""
         html = self.render_html(doc_type, data)
-        pdf = HTML(string=html, base_url=str(self.templates_dir)).write_pdf(
-            font_config=self.font_config
-        )
-        assert pdf is not None
-        return pdf
+        return html_to_pdf(html, base_url=str(self.templates_dir), font_config=self.font_config)
+
+    @overload
+    def render_pdfs(self, documents: Sequence[tuple[str, DocumentData | dict[str, Any]]], *,
+                    workers: int | None = None,
+                    return_exceptions: Literal[False] = False) -> list[bytes]: ...
+
+    @overload
+    def render_pdfs(self, documents: Sequence[tuple[str, DocumentData | dict[str, Any]]], *,
+                    workers: int | None = None,
+                    return_exceptions: Literal[True]) -> list[bytes | Exception]: ...
+
+    def render_pdfs(self, documents: Sequence[tuple[str, DocumentData | dict[str, Any]]], *,
+                    workers: int | None = None,
+                    return_exceptions: bool = False) -> list[bytes] | list[bytes | Exception]:
+        """Many ``(doc_type, data)`` documents, one PDF each, in their order.
+
+        ``workers``: processes rendering at once, this one included (default: the usable
+        CPUs, or 1 below ``PARALLEL_MIN_DOCUMENTS``).  A document that fails raises its error
+        -- or, with ``return_exceptions``, stands in the list as that error, the others
+        rendered all the same.  Workers start from a forkserver and stay for the next batch
+        (``close`` stops them); like any ``multiprocessing`` child they import the program's
+        main module, which must keep its work under ``if __name__ == "__main__":``.
+        """
+        pages: list[str | Exception] = []
+        for doc_type, data in documents:
+            try:
+                pages.append(self.render_html(doc_type, data))
+            except BrokerflowError as exc:
+                if not return_exceptions:
+                    raise
+                pages.append(exc)
+        htmls = [h for h in pages if isinstance(h, str)]
+        if workers is None:
+            workers = usable_cpus() if len(htmls) >= PARALLEL_MIN_DOCUMENTS else 1
+        with collector_at_rest():
+            pdfs = iter(self._pdfs(htmls, workers=max(1, min(workers, len(htmls)))))
+        results = [next(pdfs) if isinstance(h, str) else h for h in pages]
+        if not return_exceptions:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+    def _pdfs(self, htmls: list[str], *, workers: int) -> list[bytes | Exception]:
+        """PDFs of ready HTML: chunks go to ``workers - 1`` worker processes in order while
+        this process takes chunks from the end, until the two meet."""
+        base_url = str(self.templates_dir)
+        chunks = [htmls[i:i + CHUNK_DOCUMENTS] for i in range(0, len(htmls), CHUNK_DOCUMENTS)]
+        if workers <= 1 or len(chunks) < 2:
+            return [pdf for chunk in chunks for pdf in _render_chunk(base_url, chunk,
+                                                                     self.font_config)]
+        pool = self._worker_pool(workers - 1)
+        futures: list[Future[list[bytes | Exception]]] = [
+            pool.submit(_render_chunk, base_url, chunk) for chunk in chunks]
+        mine: dict[int, list[bytes | Exception]] = {}
+        for index in range(len(chunks) - 1, -1, -1):
+            if not futures[index].cancel():  # a worker has it (or is about to)
+                break
+            mine[index] = _render_chunk(base_url, chunks[index], self.font_config)
+        results: list[bytes | Exception] = []
+        broken = False
+        for index, future in enumerate(futures):
+            if index in mine:
+                results.extend(mine[index])
+                continue
+            try:
+                results.extend(future.result())
+            except Exception as exc:  # noqa: BLE001 - a worker died: its documents failed
+                broken = True
+                results.extend([BrokerflowError(f"render worker failed: {exc!r}")]
+                               * len(chunks[index]))
+        if broken:
+            self.close()  # the next batch starts new workers
+        return results
+
+    def _worker_pool(self, processes: int) -> ProcessPoolExecutor:
+        if self._pool is None or self._pool_size != processes:
+            self.close()
+            # forkserver: workers start from a clean single-threaded process, not from a
+            # copy of this one (which may run Prefect's threads)
+            self._pool = ProcessPoolExecutor(
+                processes, mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_start_worker)
+            self._pool_size = processes
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes of ``render_pdfs`` (started again when needed)."""
+        pool, self._pool, self._pool_size = self._pool, None, 0
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def html_to_pdf(html: str, *, base_url: str, font_config: Any) -> bytes:
+    """One document's finished HTML as PDF bytes: the step both ``render_pdf`` and the
+    workers of ``render_pdfs`` run, so a check on the PDF belongs here."""
+    from weasyprint import HTML
+
+    pdf = HTML(string=html, base_url=base_url).write_pdf(font_config=font_config)
+    assert pdf is not None
+    return pdf
+
+
+@contextmanager
+def collector_at_rest() -> Iterator[None]:
+    """Rendering makes many short-lived objects: meanwhile the garbage collector leaves out
+    what this process held before (``gc.freeze``) and runs less often -- a warm process with
+    Prefect loaded spends about a sixth of a render's CPU time in it otherwise."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*RENDER_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+_worker_font_config: Any = None
+
+
+def _start_worker() -> None:
+    """A render worker's start: its own font configuration; the garbage collector set as
+    ``collector_at_rest`` sets it, for good."""
+    global _worker_font_config
+    from weasyprint.text.fonts import FontConfiguration
+
+    _worker_font_config = FontConfiguration()
+    gc.freeze()
+    gc.set_threshold(*RENDER_GC_THRESHOLD)
+
+
+def _render_chunk(base_url: str, htmls: list[str],
+                  font_config: Any = None) -> list[bytes | Exception]:
+    """PDFs of ``htmls`` with ``font_config`` (none: in a worker, with the worker's); a
+    failure stands for its document (from a worker: as an error the parent can read)."""
+    in_worker = font_config is None
+    results: list[bytes | Exception] = []
+    for html in htmls:
+        try:
+            results.append(html_to_pdf(html, base_url=base_url, font_config=(
+                _worker_font_config if in_worker else font_config)))
+        except Exception as exc:  # noqa: BLE001 - reported per document
+            if in_worker:
+                try:
+                    pickle.dumps(exc)
+                except Exception:  # noqa: BLE001 - an error that cannot cross processes
+                    exc = BrokerflowError(f"rendering failed: {exc!r}")
+            results.append(exc)
+    return results
 
 
 def parse_document_data(raw: Any, *, file: str) -> DocumentData:

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     home: Path = Path("~/.brokerflow")
     database_url: str = ""
-    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_endpoint: str = ""  # none: the durable directory store under store_dir (SPEC §7)
     s3_access_key: str = "brokerflow"
     s3_secret_key: str = DEFAULT_SECRET
     s3_bucket: str = "brokerflow-archive"
@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     totp_key: str = DEFAULT_SECRET  # encrypts the one-time-code seeds; outside the database
     timezone: str = "Asia/Shanghai"
     web_url: str = "http://127.0.0.1:8400"  # the archive page, as managers reach it (links)
+    store_dir: Path | None = None  # the directory store; default $BROKERFLOW_HOME/store
     templates_dir: Path | None = None
     dev: bool = False
 
@@ -80,7 +81,8 @@ class Settings(BaseSettings):
         development flag allows the defaults, nothing else."""
         problems = []
         for name, value, minimum in (
-            ("BROKERFLOW_S3_SECRET_KEY", self.s3_secret_key, MIN_S3_SECRET_LENGTH),
+            *([("BROKERFLOW_S3_SECRET_KEY", self.s3_secret_key, MIN_S3_SECRET_LENGTH)]
+              if self.s3_endpoint else []),
             ("BROKERFLOW_SECRET_KEY", self.secret_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_ID_HASH_KEY", self.id_hash_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_AUDIT_KEY", self.audit_key, MIN_KEY_LENGTH),
@@ -96,6 +98,11 @@ class Settings(BaseSettings):
             raise UnsafeSettings(
                 "; ".join(problems) + "; set real secrets, run 'brokerflow up' (it generates "
                 "them), or set BROKERFLOW_DEV=1 for development")
+
+    @property
+    def store_path(self) -> Path:
+        """Root of the directory store (used when no S3 endpoint is configured)."""
+        return (self.store_dir or self.home / "store").expanduser()
 
     @property
     def s3_secure(self) -> bool:

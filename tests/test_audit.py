@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
@@ -14,8 +12,8 @@ from brokerflow.kernel.models import AuditEvent
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    engine = open_database(f"sqlite:///{tmp_path / 'audit.db'}")
+def engine(own_database_url: str) -> Engine:
+    engine = open_database(own_database_url)
     with new_session(engine) as session:
         for i in range(5):
             append_audit(session, actor_id=f"u{i}", action="decision", request_key="filing:1",

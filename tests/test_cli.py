@@ -14,9 +14,14 @@ from tests.support.paths import ROSTER_CSV, console_script
 
 #: SPEC §6.1: command → the options it must take.
 COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
-    ("up",): ("--host", "--prefect-port", "--s3-port", "--web-port"),
+    ("up",): ("--host", "--prefect-port", "--s3-port", "--web-port", "--store"),
+    ("backup",): ("--as",),
+    ("restore",): (),
+    ("doctor",): ("--timeout",),
     ("demo",): ("--auto-approve", "--export"),
     ("serve",): ("--prefect-yaml",),
+    ("deploy",): ("--prefect-yaml", "--pool", "--pool-limit"),
+    ("worker",): ("--prefect-yaml", "--pool", "--deploy", "--name", "--poll-seconds", "--limit"),
     ("web",): ("--host", "--port"),
     ("render",): ("--data", "--out"),
     ("roster", "load"): ("--as",),

@@ -105,3 +105,17 @@ def test_render_command_missing_field_and_unknown_type(cli, tmp_path: Path) -> N
     assert result.code == 2 and "column subject" in result.err
     result = cli("render", "XYZ", "--data", str(data), "--out", str(tmp_path / "x.pdf"))
     assert result.code == 2 and "unknown document type 'XYZ'" in result.err
+
+
+def test_a_small_batch_renders_here_each_pdf_as_render_pdf_makes_it(
+    renderer: DocumentRenderer, tmp_path: Path
+) -> None:
+    documents = [("CNF", {"branch": "SZ01", "subject": f"客户确认：王堃昇{i}",
+                          "serial": f"SZ01-CNF-2026-00000{i}",
+                          "body": {"client_name": "王堃昇"}}) for i in range(1, 4)]
+    pdfs = renderer.render_pdfs(documents)  # below PARALLEL_MIN_DOCUMENTS: no worker
+    assert renderer._pool is None
+    for (doc_type, data), pdf in zip(documents, pdfs, strict=True):
+        assert pdf == renderer.render_pdf(doc_type, data)
+        text = pdf_text(pdf, tmp_path)
+        assert data["serial"] in text and data["subject"] in text

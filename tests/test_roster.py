@@ -10,6 +10,7 @@ from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import User, UserRole
 from brokerflow.kernel.passwords import verify_secret
+from tests.support.databases import stored_bytes
 from tests.support.paths import ROSTER_CSV
 
 HEADER = "user_id,name,roles,branch,team,supervisor_id,secret\n"
@@ -35,8 +36,7 @@ def test_first_load_is_open_and_secrets_are_salted_hashes(cli, archive: Archive)
     assert users["cm1"].secret_hash != users["cm2"].secret_hash
     assert verify_secret("pw-cm1", users["cm1"].secret_hash)
     assert not verify_secret("pw-cm2", users["cm1"].secret_hash)
-    db_bytes = Path(archive.settings.database_url.split("///", 1)[1]).read_bytes()
-    assert b"pw-cm1" not in db_bytes
+    assert b"pw-cm1" not in stored_bytes(archive.settings.database_url)
 
 
 def test_later_loads_need_an_admin(cli, roster: None, tmp_path: Path) -> None:

@@ -103,11 +103,11 @@ def test_scheduled_deployments_get_runs_and_serve_executes_them(
         assert [(r.request_key, r.step) for r in reminders] == [("filing:1", "vp_instruction")]
         assert completed
 
-        # the monthly closing: the first of each month at 02:00 in Asia/Shanghai
+        # the company closing: the first of each month at 02:00 in Asia/Shanghai
         closings = wait_until(lambda: sorted(
-            r.expected_start_time for r in _runs(client, "monthly-closing")
+            r.expected_start_time for r in _runs(client, "monthly-closing-all")
             if r.state is not None and r.state.is_scheduled()),
-            timeout=60, what="scheduled monthly-closing runs")
+            timeout=60, what="scheduled monthly-closing-all runs")
         assert closings[:3] == next_monthly_closings(datetime.now(UTC), 3)
 
         # the hourly reminders: every whole hour, from the next one on

@@ -35,8 +35,8 @@ def test_numbers_are_bounded() -> None:
         format_serial("SZ01", "EXT", 2026, 1_000_000)
 
 
-def test_counters_are_per_branch_type_and_year(tmp_path: Path) -> None:
-    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_counters_are_per_branch_type_and_year(own_database_url: str) -> None:
+    engine = open_database(own_database_url)
     with new_session(engine) as session:
         got = [
             next_number(session, branch=b, doc_type=t, year=y)

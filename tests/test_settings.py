@@ -24,12 +24,20 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def test_defaults_are_local_and_refused_without_the_dev_flag(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(UnsafeSettings, match="BROKERFLOW_S3_SECRET_KEY"):
+    with pytest.raises(UnsafeSettings, match="BROKERFLOW_SECRET_KEY"):
         load_settings()
     monkeypatch.setenv("BROKERFLOW_DEV", "1")
     settings = load_settings()
     assert settings.database_url == f"sqlite:///{clean_env / 'brokerflow.db'}"
-    assert settings.s3_endpoint == "http://127.0.0.1:9000"
+    assert settings.s3_endpoint == ""  # no endpoint: the directory store keeps the documents
+    assert settings.store_path == clean_env / "store"
+    monkeypatch.delenv("BROKERFLOW_DEV")
+    for name in ("SECRET_KEY", "ID_HASH_KEY", "AUDIT_KEY", "TOTP_KEY"):
+        monkeypatch.setenv(f"BROKERFLOW_{name}", f"{name.lower()}-0123456789abcdefghijklmnop")
+    assert load_settings().s3_endpoint == ""  # no S3 endpoint: its secret is not needed
+    monkeypatch.setenv("BROKERFLOW_S3_ENDPOINT", "http://127.0.0.1:9000")
+    with pytest.raises(UnsafeSettings, match="BROKERFLOW_S3_SECRET_KEY"):
+        load_settings()
     assert settings.retention_years == 20 and settings.retention_mode == "GOVERNANCE"
 
 

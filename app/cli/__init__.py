@@ -3,7 +3,8 @@ handlers that call the domains.
 
 Exit codes: 0 success, 2 bad input (names file, row, column), 3 authentication failed or
 access denied (logged), 4 not found, 5 storage failure, 6 the database needs a migration
-start cannot make, 7 the database was busy too long (nothing written), 1 anything else (a
+start cannot make, 7 the database was busy too long (nothing written), 8 the database cannot
+be reached (the message names it, without password, and how to fix it), 1 anything else (a
 verify that found problems, a form not recorded in time).
 """
 
@@ -23,11 +24,13 @@ from brokerflow.app.cli import (
     audit,
     documents,
     filing,
+    operations,
     payroll,
     roster,
     stack,
+    worker,
 )
-from brokerflow.kernel.db import is_busy
+from brokerflow.kernel.db import is_busy, unavailable
 from brokerflow.kernel.errors import BrokerflowError, DatabaseBusy
 
 app = typer.Typer(name="brokerflow", no_args_is_help=True, add_completion=False,
@@ -42,6 +45,8 @@ app.add_typer(payroll.app, name="payroll", help="monthly customer-manager payrol
 app.add_typer(attribution.app, name="attribution", help="client attribution (客户归属确认)")
 documents.register(app)
 stack.register(app)
+operations.register(app)
+worker.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"brokerflow: {exc}", file=sys.stderr)
         return exc.exit_code
     except OperationalError as exc:
+        cause = unavailable(exc)
+        if cause is not None:
+            print(f"brokerflow: {cause}", file=sys.stderr)
+            return cause.exit_code
         if not is_busy(exc):
             raise
         busy = DatabaseBusy("the database is busy: another writer held it too long; nothing "

@@ -14,11 +14,21 @@ from brokerflow.kernel.errors import BadInput
 def up(host: Annotated[str, typer.Option()] = "127.0.0.1",
        prefect_port: Annotated[int, typer.Option()] = 4200,
        s3_port: Annotated[int, typer.Option()] = 9000,
-       web_port: Annotated[int, typer.Option()] = 8400) -> None:
+       web_port: Annotated[int, typer.Option()] = 8400,
+       store: Annotated[str | None, typer.Option(
+           metavar="directory|minio|moto",
+           help="the document store when BROKERFLOW_S3_ENDPOINT is not set: a durable "
+                "directory under the home (the default), a local minio server (binary on "
+                "PATH), or moto (a test server: objects in memory)")] = None,
+       postgres: Annotated[bool, typer.Option(
+           "--postgres", help="brokerflow's and Prefect's databases on a local PostgreSQL "
+                              "cluster under the home (kept for later runs; also "
+                              "BROKERFLOW_LOCAL_POSTGRES=1)")] = False) -> None:
     """Start the local stack (Prefect server, document store, schema, serve, archive page)."""
     from brokerflow.app.stack import run_stack
 
-    code = run_stack(host=host, prefect_port=prefect_port, s3_port=s3_port, web_port=web_port)
+    code = run_stack(host=host, prefect_port=prefect_port, s3_port=s3_port, web_port=web_port,
+                     store=store, postgres=postgres)
     if code:
         raise typer.Exit(code)
 
@@ -57,7 +67,7 @@ def demo(auto_approve: Annotated[bool, typer.Option(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("up", help="start the local stack (Prefect server, S3 endpoint, schema)")(up)
+    app.command("up", help="start the local stack (Prefect server, document store, schema)")(up)
     app.command("serve", help="serve the deployments of prefect.yaml (a worker)")(serve)
     app.command("web", help="serve the archive search page")(web)
     app.command("demo", help="one filing, one attribution, one monthly closing")(demo)

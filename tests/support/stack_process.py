@@ -82,13 +82,14 @@ class Stack:
 
 
 @contextmanager
-def running_stack(home: Path) -> Iterator[Stack]:
-    """Start ``brokerflow up`` on free ports, wait for "Press Ctrl-C"; always take it down."""
+def running_stack(home: Path, *options: str, **env: str) -> Iterator[Stack]:
+    """Start ``brokerflow up OPTIONS`` on free ports (``env``: more environment), wait for
+    "Press Ctrl-C"; always take it down."""
     prefect_port, s3_port, web_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [*console_script(), "up", "--prefect-port", str(prefect_port), "--s3-port", str(s3_port),
-         "--web-port", str(web_port)],
-        env=clean_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--web-port", str(web_port), *options],
+        env=clean_env(home, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,
     )
     try:
