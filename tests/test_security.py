@@ -138,9 +138,10 @@ def test_the_moto_test_server_refuses_unsigned_requests_and_its_reset_endpoint(
 
 def test_up_never_puts_moto_on_the_network(tmp_path: Path) -> None:
     env = clean_env(tmp_path / "home", PREFECT_SERVER_API_AUTH_STRING="admin:long-pass-1234")
-    result = subprocess.run([*console_script(), "up", "--host", "0.0.0.0"], env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*console_script(), "up", "--host", "0.0.0.0", "--store", "moto"],
+                            env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "moto" in result.stderr and "--host" in result.stderr
+    assert not (tmp_path / "home" / "stack.json").exists()  # refused before anything started
     assert "Traceback" not in result.stderr
 
 
