@@ -444,6 +444,7 @@ def main() -> int:  # noqa: PLR0915 - one linear script
     parser.add_argument("--budget", type=float, default=3600, help="seconds for the flow part")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the clean-up below still runs
     info = machine()
     print("machine:", json.dumps(info, ensure_ascii=False), flush=True)
     figures: dict[str, Any] = {"machine": info, "branches": args.branches, "cms": args.cms,
