@@ -85,7 +85,10 @@ def archive_documents(archive: Archive, specs: list[DocumentSpec],
             return_exceptions=True)
 
     owner = current_flow_run_id() or None
-    results = archive.archive_rendered_batch(specs, render, actor=actor, owner=owner)
+    try:
+        results = archive.archive_rendered_batch(specs, render, actor=actor, owner=owner)
+    finally:  # no render workers outlive the batch: a suspended or ended run holds none
+        shared_renderer().close()
     return [result.serial for result in results]
 
 
