@@ -22,7 +22,7 @@ from brokerflow.kernel.errors import NotFound, StorageError
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.render import DocumentRenderer, parse_document_data
 from brokerflow.kernel.roster import get_user_view
-from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.settings import Settings, load_settings
 
 _renderer: DocumentRenderer | None = None
 
@@ -35,7 +35,7 @@ def shared_renderer() -> DocumentRenderer:
     return _renderer
 
 
-def _storage_failed(task: Any, task_run: Any, state: Any) -> bool:
+def storage_failed(task: Any, task_run: Any, state: Any) -> bool:
     """Retry condition: only an unreachable or failing object store is worth another try."""
     try:
         state.result()
@@ -47,7 +47,7 @@ def _storage_failed(task: Any, task_run: Any, state: Any) -> bool:
 
 
 @task(name="archive-document", cache_policy=NO_CACHE, persist_result=False,
-      retry_condition_fn=_storage_failed)
+      retry_condition_fn=storage_failed)
 def archive_document(archive: Archive, spec: DocumentSpec, data: dict[str, Any], *,
                      actor: UserView) -> str:
     """Render ``spec.doc_type`` from ``data`` with its serial on the page and archive it."""
@@ -65,11 +65,15 @@ def archive_step(archive: Archive, spec: DocumentSpec, data: dict[str, Any], *,
 
     Archiving the same (type, subject key, revision) again returns the existing serial.
     """
-    settings = archive.settings
-    delays = [settings.archive_retry_delay_seconds * 2**i for i in range(settings.archive_retries)]
-    retrying = archive_document.with_options(retries=settings.archive_retries,
-                                             retry_delay_seconds=delays or 0)
+    retrying = archive_document.with_options(**storage_retries(archive.settings))
     return retrying(archive, spec, data, actor=actor)
+
+
+def storage_retries(settings: Settings) -> dict[str, Any]:
+    """The task options of an archive step: ``archive_retries`` re-runs, the delay doubling
+    from ``archive_retry_delay_seconds`` (storage failures only: ``storage_failed``)."""
+    delays = [settings.archive_retry_delay_seconds * 2**i for i in range(settings.archive_retries)]
+    return {"retries": settings.archive_retries, "retry_delay_seconds": delays or 0}
 
 
 @flow(name="archive-document")

@@ -18,7 +18,11 @@ from sqlmodel import col, select
 
 from brokerflow.approvals.waiting import current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec
-from brokerflow.flows.archive_document import _storage_failed, shared_renderer
+from brokerflow.flows.archive_document import (
+    shared_renderer,
+    storage_failed,
+    storage_retries,
+)
 from brokerflow.kernel.calendar import Month, local_minute, month_end
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound
@@ -73,7 +77,7 @@ def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> 
 
 
 @task(name="archive-documents", cache_policy=NO_CACHE, persist_result=False,
-      retry_condition_fn=_storage_failed)
+      retry_condition_fn=storage_failed)
 def archive_documents(archive: Archive, specs: list[DocumentSpec],
                       documents: list[dict[str, Any]], *, actor: UserView) -> list[str]:
     """Render each ``specs[i].doc_type`` from ``documents[i]`` with its serial on the page,
@@ -99,9 +103,6 @@ def archive_batch_step(archive: Archive, specs: list[DocumentSpec],
 
     Archiving the same (type, subject key, revision) again returns the existing serial.
     """
-    settings = archive.settings
-    delays = [settings.archive_retry_delay_seconds * 2**i for i in range(settings.archive_retries)]
-    retrying = archive_documents.with_options(retries=settings.archive_retries,
-                                              retry_delay_seconds=delays or 0)
+    retrying = archive_documents.with_options(**storage_retries(archive.settings))
     return retrying(archive, specs, documents, actor=actor)
 
