@@ -213,3 +213,36 @@ ATTRIBUTION_CHAIN = Chain(
     ),
     distinct_signers=False,
 )
+
+
+#: 晋升 / 见习转正 on application (seed 001 第十七条; SPEC §8.3): the CM's stationed or regional
+#: manager → project director → branch manager.
+PROMOTION_CHAIN = Chain(
+    name="promotion",
+    steps=(
+        Step("supervisor", "驻点/区域经理 审核",
+             frozenset({"stationed_manager", "regional_manager"})),
+        Step("project_director", "项目总监 考核", frozenset({"project_director"})),
+        Step("branch_manager", "营业部经理 审批", frozenset({"branch_manager"})),
+    ),
+)
+
+
+#: 破格晋升 (more than one level, or without eligibility): after the project director's review
+#: the branch general manager (营业部经理/总经理) approves.
+EXCEPTIONAL_PROMOTION_CHAIN = Chain(
+    name="exceptional_promotion",
+    steps=(
+        PROMOTION_CHAIN.step("supervisor"),
+        PROMOTION_CHAIN.step("project_director"),
+        Step("general_manager", "营业部总经理 批准（破格晋升）", frozenset({"branch_manager"})),
+    ),
+)
+
+
+#: 降级 proposed by the closing (seed 001 第十八条) or the quarterly evaluation (转为营销经理):
+#: the branch manager confirms.
+DEMOTION_CHAIN = Chain(
+    name="demotion",
+    steps=(Step("branch_manager", "营业部经理 确认降级", frozenset({"branch_manager"})),),
+)

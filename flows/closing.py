@@ -28,6 +28,7 @@ from sqlmodel import select
 from brokerflow.approvals.attributions import EffectiveAttributions, effective_attributions
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
 from brokerflow.approvals.decisions import clear_waiting, load_decisions
+from brokerflow.approvals.level_records import propose_demotions
 from brokerflow.approvals.signing import SigningRequest, claim_on, take_signature, user_names
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
 from brokerflow.archive.index import mark_superseded
@@ -44,12 +45,14 @@ from brokerflow.kernel.models import PayrollRun, User, UserRole
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.vocabulary import ClosingStatus
+from brokerflow.payroll.cases import investigation_figures
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import ClientRow, read_state
+from brokerflow.payroll.notices import raise_notices
 from brokerflow.payroll.policy import DEFAULT_POLICY
 from brokerflow.payroll.records import (
     MonthClosed,
-    demotion_due,
+    later_months,
     latest_run,
     opening_state,
     record_run,
@@ -127,17 +130,18 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
             counts = (counted_by_attribution(effective_attributions(session, branch=branch),
                                               archive.zone)
                       if attribution_source == "database" else None)
+            cases = investigation_figures(session, branch=branch, month=month)
         result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
-                                        state=state, counts=counts)
+                                        state=state, counts=counts, investigations=cases)
     with new_session(archive.engine) as session:
-        demoted = demotion_due(session, branch=branch, result=result)
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
-                         history_flags={cm: ["demotion_due"] for cm in demoted},
                          started_by=started_by)
+        stale = later_months(session, branch=branch, month=month)
         append_audit(session, actor_id=started_by, action="payroll-computed",
                      request_key=request_key(branch, month),
                      details={"revision": run.revision, "lines": len(result.lines),
-                              "totals": json.loads(run.totals), "flow_run": run_id})
+                              "totals": json.loads(run.totals), "flow_run": run_id,
+                              "later_months_to_rerun": stale})
         session.commit()
     return run
 
@@ -150,8 +154,7 @@ def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
         "body": {"month": run.month, "totals": json.loads(run.totals), "draft_serial":
                  draft_serial,
-                 "lines": [{**line, "flags": [*line["flags"], *line["history_flags"]]}
-                           for line in lines]},
+                 "lines": lines},
         "signatures": signatures,
     }
 
@@ -352,6 +355,11 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
         current.signed_serial = serial
         set_status(session, run=current, status=ClosingStatus.CLOSED)
         clear_waiting(session, request_key=key)
+        raise_notices(session, branch=run.branch, month=run.month, lines=lines)
+        proposed = propose_demotions(session, branch=run.branch, month=run.month, lines=lines)
+        if proposed:  # confirmed by the branch manager: 'brokerflow level start ID'
+            append_audit(session, actor_id="system", action="demotions-proposed",
+                         request_key=key, details={"changes": [c.id for c in proposed]})
         append_audit(session, actor_id="system", action="payroll-closed", request_key=key,
                      details={"revision": run.revision, "pay": run.pay_serial, "pas": serial})
         session.commit()

@@ -303,6 +303,93 @@ class PayrollCarry(SQLModel, table=True):
     level: str = Field(default="", max_length=16)
     score: str = Field(default="", max_length=16)
     run_id: int = Field(foreign_key="payrollrun.id")
+    # SPEC §8.1: what the next month continues from
+    title: str | None = Field(default=None, max_length=16)
+    asset_level: str = Field(default="", max_length=16)
+    ytd_absent_half_days: int = 0
+    ytd_personal_leave_days: str = Field(default="0.00", max_length=32)
+    withheld_fixed_pay: str = Field(default="0.00", max_length=32)
+
+
+# --------------------------------------------------------------------------- staff lifecycle
+
+
+class TitleRecord(SQLModel, table=True):
+    """A CM's title (聘任职级) from ``effective_month`` on, and the document that approved it
+    (an LVL serial; an opening title names its source).  Never edited: a change is a new row."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    cm_id: str = Field(index=True, max_length=64)
+    title: str = Field(max_length=16)
+    effective_month: str = Field(max_length=7)
+    kind: str = Field(max_length=32)  # promotion|exceptional_promotion|conversion|demotion|...
+    approved_by: str = Field(default="", max_length=256)  # ';'-joined signer ids
+    document: str = Field(default="", max_length=40)  # the LVL serial
+    request_key: str = Field(default="", max_length=64)
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+
+class LevelChange(SQLModel, table=True):
+    """A level-change request (职级变动): application, exceptional promotion, conversion or a
+    demotion the closing proposed; approved through its chain, then archived as LVL."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    cm_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=32)
+    from_title: str = Field(default="", max_length=16)
+    to_title: str = Field(max_length=16)
+    month: str = Field(max_length=7)  # the closing month whose flags it rests on
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    proposed_by: str = Field(max_length=64)
+    revision: int = 1
+    status: str = Field(default="waiting", max_length=16, index=True)
+    effective_month: str = Field(default="", max_length=7)
+    lvl_serial: str = Field(default="", max_length=40)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    form_attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffCase(SQLModel, table=True):
+    """A case on a CM: a malicious-account investigation (seed 001 第二十七条4).  Open: the
+    closing withholds the CM's fixed pay; concluded: confirmed accounts are fined."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    cm_id: str = Field(index=True, max_length=64)
+    kind: str = Field(default="investigation", max_length=32)
+    status: str = Field(default="open", max_length=16, index=True)
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    opened_by: str = Field(max_length=64)
+    opened_at: datetime = Field(default_factory=utcnow)
+    outcome: str = Field(default="", max_length=16)  # confirmed|cleared
+    confirmed_accounts: int = 0
+    concluded_by: str = Field(default="", max_length=256)  # ';'-joined: concluder, sign-off
+    concluded_at: datetime | None = None
+    fine_month: str = Field(default="", max_length=7)  # the closing that fines it
+
+
+class StaffNotice(SQLModel, table=True):
+    """A notice about a CM for someone to act on: 待岗培训 after a score below 60 (with the
+    情况说明和保证书 to collect by ``due``), or an HR notice (termination right, deemed
+    resigned).  Nothing is decided by the notice itself."""
+
+    __table_args__ = (UniqueConstraint("branch", "cm_id", "kind", "month"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    cm_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=32)  # training|termination_right|deemed_resigned
+    month: str = Field(max_length=7)  # the closing month that raised it
+    due: date | None = None
+    status: str = Field(default="open", max_length=16)  # open|done
+    details: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
+    created_at: datetime = Field(default_factory=utcnow)
+    done_by: str = Field(default="", max_length=64)
+    done_at: datetime | None = None
 
 
 # --------------------------------------------------------------------------- attribution

@@ -70,6 +70,24 @@ class ClosingStatus(StrEnum):
     REOPENED = "reopened"
 
 
+class LevelChangeStatus(StrEnum):
+    """A level change (职级变动, SPEC §8.3)."""
+
+    PROPOSED = "proposed"  # a demotion the closing proposed; the branch manager starts it
+    WAITING = "waiting"  # an application whose flow has not taken it up yet
+    SIGNING = "signing"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    RETURNED = "returned"
+
+
+#: Kinds of level change and what documents call them.
+LEVEL_CHANGE_KINDS: dict[str, str] = {
+    "promotion": "晋升", "exceptional_promotion": "破格晋升", "conversion": "见习转正",
+    "demotion": "降级",
+}
+
+
 class SerialStatus(StrEnum):
     RESERVED = "reserved"  # allocated, document not yet stored
     STORED = "stored"  # object stored, checksum confirmed, indexed
@@ -86,7 +104,7 @@ STATUS_LABELS: dict[str, str] = {
     "withdrawn": "已撤回", "pending": "待确认", "conflict": "归属冲突", "effective": "已生效",
     "ended": "已终止", "draft": "草稿", "signing": "签批中", "closed": "已结账",
     "superseded": "已被替代", "reopened": "已重开", "reserved": "已预留", "stored": "已归档",
-    "void": "作废", "current": "现行",
+    "void": "作废", "current": "现行", "proposed": "已提出",
 }
 
 
@@ -145,6 +163,7 @@ DOCUMENT_TYPES: dict[str, str] = {
     "PAS": "营业部客户经理薪酬月报表（签批）",
     "RPT": "营业部月度业务报表",
     "EXT": "外部文件归档封面",
+    "LVL": "职级变动通知",
 }
 
 

@@ -6,6 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from brokerflow.payroll.inputs import (
     CarriedState,
     ClientRow,
     Month,
+    StaffRow,
     iter_clients,
     read_staff,
     read_state,
@@ -34,6 +36,9 @@ LINE_FIELDS = (
     "excess_carry_out", "fund_commission", "management_commission", "management_allowance",
     "transport_allowance", "attendance_deduction", "fines", "gross", "risk_fund_withheld",
     "risk_fund_balance", "net_pay", "flags",
+    # SPEC §8.1, after §6.3's
+    "asset_level", "title", "title_next", "fixed_pay_withheld", "fixed_pay_released",
+    "malicious_fine", "withheld_fixed_pay", "ytd_absent_half_days", "ytd_personal_leave_days",
 )
 PROGRESS_ROWS = 100_000
 
@@ -51,9 +56,11 @@ def compute_from_directory(
     progress: Callable[[int], None] | None = None,
     state: dict[str, CarriedState] | None = None,
     counts: Callable[[ClientRow], bool] | None = None,
+    investigations: dict[str, tuple[bool, int]] | None = None,
 ) -> PayrollResult:
     """The payroll of ``month`` from ``DIR/staff``, ``DIR/clients`` and ``DIR/state.json``
-    (or the opening ``state`` given)."""
+    (or the opening ``state`` given); ``investigations`` (the database's cases: under
+    investigation, accounts confirmed this month) add to the staff file's columns."""
     try:
         Month.parse(month)
     except ValueError:
@@ -64,6 +71,8 @@ def compute_from_directory(
     staff_path, clients_path = _find(data_dir, "staff"), _find(data_dir, "clients")
     all_staff = read_staff(staff_path)
     staff = staff_for_month(all_staff, month=month, file=str(staff_path))
+    if investigations:
+        staff = [_with_investigation(s, investigations.get(s.cm_id)) for s in staff]
     figures = fold_clients(
         iter_clients(clients_path, on_row=progress, every=PROGRESS_ROWS), month=month,
         policy=rules,
@@ -72,6 +81,14 @@ def compute_from_directory(
     if state is None:
         state = read_state(data_dir / "state.json")
     return compute_payroll(month=month, staff=staff, figures=figures, policy=rules, state=state)
+
+
+def _with_investigation(staff: StaffRow, case: tuple[bool, int] | None) -> StaffRow:
+    if case is None:
+        return staff
+    held, confirmed = case
+    return replace(staff, under_investigation=staff.under_investigation or held,
+                   confirmed_malicious_accounts=staff.confirmed_malicious_accounts + confirmed)
 
 
 def _text(value: Any) -> Any:
@@ -89,6 +106,30 @@ def line_json(line: PayLine) -> dict[str, Any]:
         else:
             out[name] = _text(value)
     return out
+
+
+def next_state(result: PayrollResult, opening: dict[str, CarriedState]) -> dict[str, Any]:
+    """The ``state.json`` carried into the month after ``result`` (SPEC §8.1 ``--state-out``):
+    every CM of the month as computed; a CM of ``opening`` without a line, unchanged."""
+    state: dict[str, Any] = {}
+    for cm_id, carried in opening.items():
+        state[cm_id] = dict(carried.source) if carried.source is not None else {
+            "excess_carry": f"{carried.excess_carry:.2f}",
+            "risk_fund_balance": f"{carried.risk_fund_balance:.2f}",
+        }
+    for line in result.lines:
+        state[line.cm_id] = {
+            "as_of": result.month,
+            "excess_carry": f"{line.excess_carry_out:.2f}",
+            "risk_fund_balance": f"{line.risk_fund_balance:.2f}",
+            "title": line.title,
+            "prev_asset_level": line.asset_level,
+            "prev_score": f"{line.score:.4f}",
+            "ytd_absent_half_days": line.ytd_absent_half_days,
+            "ytd_personal_leave_days": f"{line.ytd_personal_leave_days:.2f}",
+            "withheld_fixed_pay": f"{line.withheld_fixed_pay:.2f}",
+        }
+    return dict(sorted(state.items()))
 
 
 def result_json(result: PayrollResult) -> dict[str, Any]:

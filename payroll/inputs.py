@@ -12,7 +12,7 @@ import json
 import re
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
+from brokerflow.payroll.policy import LEVELS
 
 STAFF_COLUMNS = (
     "month", "cm_id", "name", "position", "supervisor_id", "site", "hire_date", "qualified",
@@ -27,6 +28,8 @@ STAFF_COLUMNS = (
     "no_event_count", "meeting_missed_count", "report_late_count", "dress_count",
     "off_post_count", "complaint_count", "fines", "mainly_ipo_or_fund",
 )
+#: Optional staff columns (SPEC §6.2, §8.1): an absent column or an empty cell is false/0.
+STAFF_OPTIONAL_COLUMNS = ("under_investigation", "confirmed_malicious_accounts")
 CLIENT_COLUMNS = (
     "month", "client_id", "client_type", "cm_id", "open_date", "attribution_effective",
     "malicious", "purchases", "assets", "turnover", "gross_commission", "fund_sales_commission",
@@ -63,6 +66,8 @@ class StaffRow:
     complaint_count: int
     fines: Decimal
     mainly_ipo_or_fund: bool
+    under_investigation: bool = False
+    confirmed_malicious_accounts: int = 0
 
 
 class ClientRow(NamedTuple):
@@ -83,8 +88,21 @@ class ClientRow(NamedTuple):
 
 @dataclass(frozen=True)
 class CarriedState:
+    """What a CM carries into a month (SPEC §6.2, §8.1); absent keys mean none/0.
+
+    ``as_of`` None means the month before (a hand-made state); ``source`` is the entry as
+    read, so that a CM without a staff row is carried on unchanged."""
+
     excess_carry: Decimal = Decimal("0")
     risk_fund_balance: Decimal = Decimal("0")
+    as_of: str | None = None
+    title: str | None = None
+    prev_asset_level: str | None = None
+    prev_score: Decimal | None = None
+    ytd_absent_half_days: int = 0
+    ytd_personal_leave_days: Decimal = Decimal("0")
+    withheld_fixed_pay: Decimal = Decimal("0")
+    source: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 class _Cells:
@@ -141,6 +159,18 @@ class _Cells:
             raise self.bad(column, f"is longer than {MAX_ID_LENGTH} characters")
         return value
 
+    def optional_flag(self, column: str) -> bool:
+        """An optional column's flag: false when the column or the cell is empty."""
+        if column not in self.index or not self.values[self.index[column]].strip():
+            return False
+        return self.flag(column)
+
+    def optional_count(self, column: str) -> int:
+        """An optional column's count: 0 when the column or the cell is empty."""
+        if column not in self.index or not self.values[self.index[column]].strip():
+            return 0
+        return self.count(column)
+
     def flag(self, column: str) -> bool:
         raw = self.text(column).lower()
         if raw not in ("true", "false"):
@@ -162,10 +192,10 @@ class _Cells:
             raise self.bad(column, f"not a month (YYYY-MM): {raw!r}") from None
 
 
-def _table(path: Path, columns: tuple[str, ...]
+def _table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
            ) -> tuple[str, dict[str, int], Iterator[tuple[int, list[str]]]]:
     """(file name, column index, numbered data rows) of a CSV or XLSX file with exactly
-    ``columns``; the header is checked before any row is read."""
+    ``columns`` and any of ``optional``; the header is checked before any row is read."""
     file = str(path)
     if not path.is_file():
         raise BadInput("no such file", file=file)
@@ -177,13 +207,13 @@ def _table(path: Path, columns: tuple[str, ...]
     missing = [c for c in columns if c not in header]
     if missing:
         raise BadInput(f"missing column {missing[0]}", file=file, row=1, column=missing[0])
-    extra = [c for c in header if c not in columns]
+    extra = [c for c in header if c not in columns and c not in optional]
     if extra:
         raise BadInput(f"unexpected column {extra[0]!r}", file=file, row=1, column=extra[0])
     if len(set(header)) != len(header):
         duplicate = next(c for c in header if header.count(c) > 1)
         raise BadInput(f"column {duplicate} appears twice", file=file, row=1, column=duplicate)
-    index = {name: header.index(name) for name in columns}
+    index = {name: header.index(name) for name in columns + optional if name in header}
     width = len(header)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
@@ -198,9 +228,10 @@ def _table(path: Path, columns: tuple[str, ...]
     return file, index, rows()
 
 
-def _rows(path: Path, columns: tuple[str, ...]) -> Iterator[_Cells]:
+def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
+          ) -> Iterator[_Cells]:
     """Cells of each data row, for typed access with exact error messages."""
-    file, index, rows = _table(path, columns)
+    file, index, rows = _table(path, columns, optional)
     for number, values in rows:
         yield _Cells(file, number, values, index)
 
@@ -252,7 +283,7 @@ def _xlsx_text(value: Any) -> str:
 def read_staff(path: Path) -> list[StaffRow]:
     """Every row of the staff file, typed and checked."""
     rows = []
-    for c in _rows(path, STAFF_COLUMNS):
+    for c in _rows(path, STAFF_COLUMNS, STAFF_OPTIONAL_COLUMNS):
         position = c.text("position")
         if position not in POSITIONS:
             raise c.bad("position", f"unknown position {position!r}; one of "
@@ -270,6 +301,8 @@ def read_staff(path: Path) -> list[StaffRow]:
             report_late_count=c.count("report_late_count"), dress_count=c.count("dress_count"),
             off_post_count=c.count("off_post_count"), complaint_count=c.count("complaint_count"),
             fines=c.money("fines"), mainly_ipo_or_fund=c.flag("mainly_ipo_or_fund"),
+            under_investigation=c.optional_flag("under_investigation"),
+            confirmed_malicious_accounts=c.optional_count("confirmed_malicious_accounts"),
         ))
     return rows
 
@@ -338,26 +371,69 @@ def read_state(path: Path) -> dict[str, CarriedState]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput("not UTF-8 text", file=str(path)) from None
     except json.JSONDecodeError as exc:
         raise BadInput(f"not valid JSON: {exc.msg}", file=str(path), row=exc.lineno,
                        column=str(exc.colno)) from None
     if not isinstance(data, dict):
         raise BadInput("expected an object keyed by CM id", file=str(path))
-    state = {}
-    for cm_id, entry in data.items():
-        if not isinstance(entry, dict):
-            raise BadInput(f"{cm_id}: expected an object", file=str(path), column=cm_id)
-        values = {}
-        for key in ("excess_carry", "risk_fund_balance"):
-            raw = entry.get(key, "0")
-            try:
-                value = Decimal(str(raw))
-            except InvalidOperation:
-                raise BadInput(f"{cm_id}.{key} is not a number: {raw!r}", file=str(path),
-                               column=f"{cm_id}.{key}") from None
-            if not value.is_finite() or value < 0:
-                raise BadInput(f"{cm_id}.{key} must be a number ≥ 0", file=str(path),
-                               column=f"{cm_id}.{key}")
-            values[key] = value
-        state[cm_id] = CarriedState(**values)
-    return state
+    return {cm_id: parse_state_entry(cm_id, entry, file=str(path))
+            for cm_id, entry in data.items()}
+
+
+STATE_DECIMALS = ("excess_carry", "risk_fund_balance", "prev_score", "ytd_personal_leave_days",
+                  "withheld_fixed_pay")
+STATE_LEVELS = ("title", "prev_asset_level")
+STATE_COUNTS = ("ytd_absent_half_days",)
+STATE_KEYS = ("as_of", *STATE_DECIMALS, *STATE_LEVELS, *STATE_COUNTS)
+
+
+def parse_state_entry(cm_id: str, entry: Any, *, file: str) -> CarriedState:
+    """One CM's carried state (SPEC §8.1 types); BadInput naming the CM and key else."""
+    if not isinstance(entry, dict):
+        raise BadInput(f"{cm_id}: expected an object", file=file, column=cm_id)
+
+    def bad(key: str, problem: str) -> BadInput:
+        return BadInput(f"{cm_id}.{key} {problem}", file=file, column=f"{cm_id}.{key}")
+
+    unknown = sorted(set(entry) - set(STATE_KEYS))
+    if unknown:
+        raise bad(unknown[0], f"is not a state key (known: {', '.join(STATE_KEYS)})")
+    values: dict[str, Any] = {"source": entry}
+    for key in STATE_DECIMALS:
+        raw = entry.get(key)
+        if raw is None:
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise bad(key, f"must be a decimal string, not {raw!r}")
+        try:
+            value = Decimal(str(raw))
+        except InvalidOperation:
+            raise bad(key, f"is not a number: {raw!r}") from None
+        if not value.is_finite() or value < 0 or value > MAX_AMOUNT:
+            raise bad(key, f"must be a number from 0 to {MAX_AMOUNT:,}: {raw!r}")
+        values[key] = value
+    for key in STATE_LEVELS:
+        raw = entry.get(key)
+        if raw is None:
+            continue
+        if raw not in LEVELS:
+            raise bad(key, f"is not a level: {raw!r}; levels are {', '.join(LEVELS)}")
+        values[key] = raw
+    for key in STATE_COUNTS:
+        raw = entry.get(key)
+        if raw is None:
+            continue
+        if isinstance(raw, str) and raw.isascii() and raw.isdigit():
+            raw = int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < 10 ** 6:
+            raise bad(key, f"must be a whole number 0-999999, not {raw!r}")
+        values[key] = raw
+    as_of = entry.get("as_of")
+    if as_of is not None:
+        try:
+            values["as_of"] = str(Month.parse(as_of if isinstance(as_of, str) else ""))
+        except ValueError:
+            raise bad("as_of", f"is not a month (YYYY-MM): {as_of!r}") from None
+    return CarriedState(**values)

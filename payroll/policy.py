@@ -26,6 +26,8 @@ LEVEL_KEYS = ("min_avg_assets", "fixed_pay", "commission_base", "target_valid",
               "target_new_value", "target_net_revenue", "value_standard", "transport_allowance")
 TARGET_KEYS = ("target_valid", "target_new_value", "target_net_revenue")
 POSITION_KEYS = ("management_allowance", "risk_fund_cap")
+#: Optional amounts with their defaults (SPEC §8.1: seed 001 第二十七条4's fine per account).
+OPTIONAL_AMOUNTS = {"malicious_fine_per_account": Decimal("500")}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Policy:
     retention_years: int
     levels: dict[str, LevelPolicy]
     positions: dict[str, PositionPolicy]
+    malicious_fine_per_account: Decimal = OPTIONAL_AMOUNTS["malicious_fine_per_account"]
 
 
 MAX_POLICY_NUMBER = Decimal(10) ** 12  # no rate, amount or count of a branch comes near it
@@ -126,7 +129,14 @@ def parse_policy(text: str, *, file: str) -> Policy:
             scalars[key] = int(value)
         else:
             scalars[key] = value
-    known = set(RATE_KEYS + AMOUNT_KEYS + POSITIVE_KEYS + COUNT_KEYS) | {"levels", "positions"}
+    for key in OPTIONAL_AMOUNTS:
+        if key in data:
+            value = _decimal(data[key], file=file, key=key)
+            if value < 0:
+                raise BadInput(f"{key} must not be negative", file=file, column=key)
+            scalars[key] = value
+    known = (set(RATE_KEYS + AMOUNT_KEYS + POSITIVE_KEYS + COUNT_KEYS) | set(OPTIONAL_AMOUNTS)
+             | {"levels", "positions"})
     unknown = sorted(set(data) - known)
     if unknown:
         raise BadInput(f"unknown key {unknown[0]}", file=file, column=unknown[0])

@@ -6,6 +6,7 @@ Keyword-only functions taking a ``Session``; the caller commits.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 from sqlmodel import Session, col, delete, select
@@ -14,11 +15,11 @@ from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import Month, utcnow
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun
+from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun, TitleRecord
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
-from brokerflow.payroll.rules import LOW_SCORE, PayrollResult
+from brokerflow.payroll.rules import PayrollResult
 
 OPEN_STATUSES = ("draft", "signing", "rejected", "returned", "reopened")
 
@@ -34,34 +35,45 @@ def latest_run(session: Session, *, branch: str, month: str) -> PayrollRun | Non
     ).first()
 
 
+def titles_in_force(session: Session, *, branch: str, month: str) -> dict[str, str]:
+    """Each CM's title (聘任职级) for ``month``: the latest approved title effective then."""
+    titles: dict[str, str] = {}
+    for record in session.exec(
+            select(TitleRecord).where(TitleRecord.branch == branch,
+                                      TitleRecord.effective_month <= month)
+            .order_by(col(TitleRecord.effective_month), col(TitleRecord.id))):
+        titles[record.cm_id] = record.title
+    return titles
+
+
+def _carried(carry: PayrollCarry) -> CarriedState:
+    return CarriedState(
+        excess_carry=Decimal(carry.excess_carry),
+        risk_fund_balance=Decimal(carry.risk_fund_balance), as_of=carry.month,
+        title=carry.title, prev_asset_level=carry.asset_level or None,
+        prev_score=Decimal(carry.score) if carry.score else None,
+        ytd_absent_half_days=carry.ytd_absent_half_days,
+        ytd_personal_leave_days=Decimal(carry.ytd_personal_leave_days),
+        withheld_fixed_pay=Decimal(carry.withheld_fixed_pay))
+
+
 def opening_state(session: Session, *, branch: str, month: str,
                   exported: dict[str, CarriedState]) -> dict[str, CarriedState]:
-    """State carried out of the previous month's closing; the export's state.json fills in
+    """State carried out of the previous month's closing (balances, history, year to date,
+    withheld pay), with the titles in force for ``month``; the export's state.json fills in
     CMs the database has not seen (the first month on brokerflow)."""
     previous = str(Month.parse(month).minus(1))
     state = dict(exported)
     for carry in session.exec(select(PayrollCarry).where(PayrollCarry.branch == branch,
                                                          PayrollCarry.month == previous)):
-        state[carry.cm_id] = CarriedState(excess_carry=Decimal(carry.excess_carry),
-                                          risk_fund_balance=Decimal(carry.risk_fund_balance))
+        state[carry.cm_id] = _carried(carry)
+    for cm_id, title in titles_in_force(session, branch=branch, month=month).items():
+        state[cm_id] = replace(state.get(cm_id, CarriedState()), title=title)
     return state
 
 
-def demotion_due(session: Session, *, branch: str, result: PayrollResult) -> set[str]:
-    """CMs below 60 this month and the month before (seed 001 第十八条: demote next month)."""
-    previous = str(Month.parse(result.month).minus(1))
-    low_before = {
-        c.cm_id for c in session.exec(select(PayrollCarry).where(
-            PayrollCarry.branch == branch, PayrollCarry.month == previous))
-        if c.score and Decimal(c.score) < LOW_SCORE
-    }
-    return {line.cm_id for line in result.lines
-            if line.score < LOW_SCORE and line.cm_id in low_before}
-
-
 def record_run(session: Session, *, branch: str, month: str, result: PayrollResult,
-               flow_run_id: str, history_flags: dict[str, list[str]],
-               started_by: str = "system") -> PayrollRun:
+               flow_run_id: str, started_by: str = "system") -> PayrollRun:
     """A new revision of the month with its lines, replacing the month's carried state."""
     previous = latest_run(session, branch=branch, month=month)
     run = PayrollRun(
@@ -73,8 +85,7 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
     session.flush()
     assert run.id is not None
     for line in result.lines:
-        data = line_json(line) | {"name": line.name, "position": line.position,
-                                  "history_flags": history_flags.get(line.cm_id, [])}
+        data = line_json(line) | {"name": line.name, "position": line.position}
         session.add(PayrollLineRecord(run_id=run.id, cm_id=line.cm_id,
                                       line=json.dumps(data, ensure_ascii=False)))
     # the month's carried state is replaced, never added to: re-runs do not apply it twice
@@ -85,9 +96,19 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
             branch=branch, month=month, cm_id=line.cm_id,
             excess_carry=f"{line.excess_carry_out:.2f}",
             risk_fund_balance=f"{line.risk_fund_balance:.2f}", level=line.level,
-            score=f"{line.score:.4f}", run_id=run.id,
+            score=f"{line.score:.4f}", run_id=run.id, title=line.title,
+            asset_level=line.asset_level, ytd_absent_half_days=line.ytd_absent_half_days,
+            ytd_personal_leave_days=f"{line.ytd_personal_leave_days:.2f}",
+            withheld_fixed_pay=f"{line.withheld_fixed_pay:.2f}",
         ))
     return run
+
+
+def later_months(session: Session, *, branch: str, month: str) -> list[str]:
+    """Months after ``month`` that were closed on its carried state: a recomputed month
+    makes them stale (their next run continues from the corrected state)."""
+    return sorted({m for m in session.exec(
+        select(PayrollRun.month).where(PayrollRun.branch == branch, PayrollRun.month > month))})
 
 
 def run_lines(session: Session, *, run_id: int) -> list[dict[str, object]]:

@@ -13,14 +13,24 @@ from decimal import ROUND_HALF_UP, Decimal
 from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
 from brokerflow.payroll.inputs import CarriedState, ClientRow, StaffRow
-from brokerflow.payroll.policy import LEVELS, LevelPolicy, Policy
+from brokerflow.payroll.lifecycle import (
+    LOW_SCORE,
+    TRAINEE,
+    YEAR_ABSENT_HALF_DAYS_LIMIT,
+    YEAR_PERSONAL_LEAVE_DAYS_LIMIT,
+    asset_level,
+    history_applies,
+    level_outlook,
+    paid_level,
+    year_to_date_applies,
+)
+from brokerflow.payroll.policy import LevelPolicy, Policy
 
 CENT = Decimal("0.01")
 SCORE_STEP = Decimal("0.0001")
 ZERO = Decimal("0")
 HUNDRED = Decimal("100")
 SCORE_MIN, SCORE_MAX = Decimal("0.5"), Decimal("1.2")
-LOW_SCORE = Decimal("0.6")
 #: Seed 001 第三十条 / SPEC §4: fixed amounts that are rules, not branch policy.
 LATE_DEDUCTION = Decimal("50")
 SICK_DAYS_FREE = Decimal("3")
@@ -152,6 +162,16 @@ class PayLine:
     risk_fund_balance: Decimal
     net_pay: Decimal
     flags: tuple[str, ...]
+    # SPEC §8.1
+    asset_level: str = ""
+    title: str | None = None
+    title_next: str | None = None
+    fixed_pay_withheld: Decimal = ZERO
+    fixed_pay_released: Decimal = ZERO
+    malicious_fine: Decimal = ZERO
+    withheld_fixed_pay: Decimal = ZERO
+    ytd_absent_half_days: int = 0
+    ytd_personal_leave_days: Decimal = ZERO
 
 
 @dataclass(frozen=True)
@@ -202,17 +222,6 @@ def staff_for_month(staff: list[StaffRow], *, month: str, file: str = "staff.csv
 
 def months_since_hire(staff: StaffRow, month: Month) -> int:
     return (month.year - staff.hire_date.year) * 12 + (month.month - staff.hire_date.month)
-
-
-def choose_level(avg_assets: Decimal, *, trainee: bool, policy: Policy) -> LevelPolicy:
-    if trainee:
-        return policy.levels["trainee"]
-    chosen = policy.levels["assistant"]
-    for name in LEVELS[1:]:
-        level = policy.levels[name]
-        if level.min_avg_assets <= avg_assets:
-            chosen = level
-    return chosen
 
 
 def mgmt_score(staff: StaffRow) -> Decimal:
@@ -268,18 +277,27 @@ def compute_payroll(
         carried = state.get(s.cm_id, CarriedState())
         flags: set[str] = set()
         tenure = months_since_hire(s, current)
-        trainee = tenure < policy.trainee_months
-        if trainee:
-            flags.add("trainee")
         new_value = money(f.new_value)
         revenue = net_revenue[s.cm_id]
         avg_assets = money(sum((f.assets_by_month.get(m, ZERO) for m in window), ZERO) / 3)
-        level = choose_level(avg_assets, trainee=trainee, policy=policy)
+        title = carried.title
+        asset = asset_level(avg_assets, months_since_hire=tenure, title=title, policy=policy)
+        level = policy.levels[paid_level(asset, title)]
+        trainee = level.name == TRAINEE
+        if trainee:
+            flags.add("trainee")
         management = mgmt_score(s)
         score = monthly_score(valid=f.valid_accounts, new_value=new_value, net_revenue=revenue,
                               level=level, trainee=trainee)
         if score < LOW_SCORE:
             flags.add("score_below_60")
+        history = history_applies(carried, current)
+        outlook = level_outlook(
+            title=title, asset=asset, level=level.name,
+            prev_asset_level=carried.prev_asset_level if history else None,
+            prev_score=carried.prev_score if history else None, score=score,
+            months_since_hire=tenure, trainee_months=policy.trainee_months)
+        flags |= outlook.flags
         fixed_pay = money(level.fixed_pay * management / HUNDRED)
         commission_raw = revenue * level.commission_base * score
         if not s.qualified and tenure >= policy.unqualified_after_months:
@@ -307,11 +325,25 @@ def compute_payroll(
         allowance = money(position.management_allowance)
         transport = money(level.transport_allowance)
         attendance = attendance_deduction(s, level=level, fixed_pay=fixed_pay, policy=policy)
-        if s.absent_half_days >= DEEMED_RESIGNED_HALF_DAYS:
+        year_to_date = year_to_date_applies(carried, current)
+        ytd_absent = (carried.ytd_absent_half_days if year_to_date else 0) + s.absent_half_days
+        ytd_leave = money((carried.ytd_personal_leave_days if year_to_date else ZERO)
+                          + s.personal_leave_days)
+        if (s.absent_half_days >= DEEMED_RESIGNED_HALF_DAYS
+                or ytd_absent >= YEAR_ABSENT_HALF_DAYS_LIMIT):
             flags.add("deemed_resigned")
+        if ytd_leave > YEAR_PERSONAL_LEAVE_DAYS_LIMIT:
+            flags.add("personal_leave_over_limit")
         fines = money(s.fines)
+        # seed 001 第二十七条4: fixed pay held while a malicious-account case is open
+        malicious_fine = money(s.confirmed_malicious_accounts
+                               * policy.malicious_fine_per_account)
+        released = ZERO if s.under_investigation else money(carried.withheld_fixed_pay)
         gross = (fixed_pay + commission + opening_bonus + excess_paid + fund_commission
-                 + management_commission + allowance + transport - attendance - fines)
+                 + management_commission + allowance + transport + released - attendance
+                 - fines - malicious_fine)
+        held = min(fixed_pay, max(ZERO, gross)) if s.under_investigation else ZERO
+        gross -= held
         if gross < 0:
             gross = ZERO
             flags.add("shortfall")
@@ -329,5 +361,10 @@ def compute_payroll(
             risk_fund_balance=money(carried.risk_fund_balance + withheld),
             net_pay=gross - withheld,
             flags=tuple(sorted(flags)),
+            asset_level=asset, title=title, title_next=outlook.title_next,
+            fixed_pay_withheld=held, fixed_pay_released=released,
+            malicious_fine=malicious_fine,
+            withheld_fixed_pay=money(carried.withheld_fixed_pay + held - released),
+            ytd_absent_half_days=ytd_absent, ytd_personal_leave_days=ytd_leave,
         ))
     return PayrollResult(month=month, lines=tuple(lines))

@@ -50,6 +50,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("attribution", "flag-malicious"): ("--reason", "--as"),
     ("attribution", "rebind"): ("--reason", "--as"),
     ("filing", "rebind"): ("--reason", "--as"),
+    ("level", "apply"): ("--cm", "--to", "--reason", "--branch", "--no-start", "--as"),
+    ("level", "start"): ("--as",),
+    ("level", "list"): ("--branch", "--status", "--format", "--as"),
+    ("level", "rebind"): ("--reason", "--as"),
 }
 
 

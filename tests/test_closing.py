@@ -4,6 +4,7 @@ archive PAS; re-runs, closed months and reopening."""
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from brokerflow.flows.closing import MonthClosed, monthly_closing
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollCarry, PayrollRun
 from brokerflow.payroll.compute import compute_from_directory
-from brokerflow.payroll.records import demotion_due, record_run
+from brokerflow.payroll.records import opening_state, record_run
 from tests.support.chain_driver import ChainDriver
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
@@ -143,15 +144,26 @@ def test_closing_reads_the_export_from_the_bucket(
 
 
 def test_two_low_months_in_a_row_flag_a_demotion(archive: Archive, tmp_path: Path) -> None:
+    """The database carries September's score and asset level into October's computation
+    (SPEC §8.1 history): two scores below 60 make score_demotion_due."""
     low = [client_row("c1", "cm1", assets="1000")]  # no valid account: score 0.5
     september = write_export(tmp_path / "sep", staff=[staff_row("cm1", month="2026-09")],
                              clients=[{**c, "month": "2026-09"} for c in low])
     october = write_export(tmp_path / "oct", staff=[staff_row("cm1")], clients=low)
     with new_session(archive.engine) as session:
-        sep = compute_from_directory(month="2026-09", data_dir=september, policy=POLICY)
-        assert demotion_due(session, branch="SZ01", result=sep) == set()
-        record_run(session, branch="SZ01", month="2026-09", result=sep, flow_run_id="",
-                   history_flags={})
+        state = opening_state(session, branch="SZ01", month="2026-09", exported={})
+        sep = compute_from_directory(month="2026-09", data_dir=september, policy=POLICY,
+                                     state=state)
+        assert "score_demotion_due" not in sep.lines[0].flags
+        record_run(session, branch="SZ01", month="2026-09", result=sep, flow_run_id="")
         session.commit()
-        oct_result = compute_from_directory(month=MONTH, data_dir=october, policy=POLICY)
-        assert demotion_due(session, branch="SZ01", result=oct_result) == {"cm1"}
+        state = opening_state(session, branch="SZ01", month=MONTH, exported={})
+    carried = state["cm1"]
+    assert (carried.as_of, carried.prev_score, carried.prev_asset_level) == (
+        "2026-09", Decimal("0.5000"), "assistant")
+    oct_result = compute_from_directory(month=MONTH, data_dir=october, policy=POLICY,
+                                        state=state)
+    line = oct_result.lines[0]
+    # no title: one below the level (assistant) is trainee, which gives the right to end
+    assert {"score_demotion_due", "termination_right"} <= set(line.flags)
+    assert line.title_next == "trainee"

@@ -23,11 +23,14 @@ from brokerflow.app.cli import (
     attribution,
     audit,
     documents,
+    evaluation,
     filing,
+    level,
     operations,
     payroll,
     roster,
     stack,
+    staff,
     worker,
 )
 from brokerflow.kernel.db import is_busy, unavailable
@@ -43,6 +46,9 @@ app.add_typer(audit.app, name="audit", help="the hash-chained audit log")
 app.add_typer(filing.app, name="filing", help="filing requests (报批)")
 app.add_typer(payroll.app, name="payroll", help="monthly customer-manager payroll")
 app.add_typer(attribution.app, name="attribution", help="client attribution (客户归属确认)")
+app.add_typer(staff.app, name="staff", help="a CM's working life: titles, cases, notices")
+app.add_typer(evaluation.app, name="evaluation", help="quarterly 360-degree evaluation (季度考评)")
+app.add_typer(level.app, name="level", help="level changes (职级变动)")
 documents.register(app)
 stack.register(app)
 operations.register(app)

@@ -35,21 +35,32 @@ def compute(
     output: Annotated[ResultFormat, typer.Option("--format")] = ResultFormat.json,
     out: Annotated[Path | None, typer.Option(
         metavar="FILE", help="write here instead of stdout")] = None,
+    state_out: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="also write the state carried into the next month (state.json)"
+    )] = None,
 ) -> None:
-    """Pure computation: no server, no database; prints the result (SPEC §6.3)."""
+    """Pure computation: no server, no database; prints the result (SPEC §6.3, §8.1)."""
+    from brokerflow.kernel.files import write_atomically
     from brokerflow.payroll.compute import (
         compute_from_directory,
+        next_state,
         result_csv,
         result_json,
         write_xlsx,
     )
+    from brokerflow.payroll.inputs import read_state
     from brokerflow.payroll.policy import DEFAULT_POLICY
 
     if output == ResultFormat.xlsx and out is None:
         raise BadInput("--format xlsx needs --out FILE", column="--out")
+    opening = read_state(data / "state.json") if data.is_dir() else {}
     with counting("client rows read") as progress:
         result = compute_from_directory(month=month, data_dir=data,
-                                        policy=policy or DEFAULT_POLICY, progress=progress)
+                                        policy=policy or DEFAULT_POLICY, progress=progress,
+                                        state=opening)
+    if state_out is not None:
+        text = json.dumps(next_state(result, opening), ensure_ascii=False, indent=2) + "\n"
+        write_atomically(state_out, text.encode("utf-8"), column="--state-out")
     if output == ResultFormat.xlsx:
         assert out is not None
         write_xlsx(result, out)

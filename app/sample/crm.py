@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.kernel.calendar import Month
-from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS
+from brokerflow.payroll.inputs import CLIENT_COLUMNS, STAFF_COLUMNS, STAFF_OPTIONAL_COLUMNS
 
 
 def write_sample_export(directory: Path, *, month: str, cms: int = 36, seed: int = 7) -> Path:
@@ -71,9 +71,11 @@ def write_sample_export(directory: Path, *, month: str, cms: int = 36, seed: int
 
 def write_export(directory: Path, *, staff: list[dict[str, Any]],
                  clients: list[dict[str, Any]], state: dict[str, Any] | None = None) -> Path:
-    """Write ``staff.csv``, ``clients.csv`` (SPEC §6.2 columns) and, if given, ``state.json``."""
+    """Write ``staff.csv``, ``clients.csv`` (SPEC §6.2 columns; the optional staff columns
+    when a row has them) and, if given, ``state.json``."""
     directory.mkdir(parents=True, exist_ok=True)
-    for name, columns, rows in (("staff.csv", STAFF_COLUMNS, staff),
+    optional = tuple(c for c in STAFF_OPTIONAL_COLUMNS if any(c in row for row in staff))
+    for name, columns, rows in (("staff.csv", STAFF_COLUMNS + optional, staff),
                                 ("clients.csv", CLIENT_COLUMNS, clients)):
         with (directory / name).open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
