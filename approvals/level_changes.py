@@ -23,7 +23,7 @@ from brokerflow.approvals.chain import (
 from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES, UserView
-from brokerflow.kernel.vocabulary import LEVEL_LABELS, Level, LevelChangeStatus
+from brokerflow.kernel.vocabulary import LEVEL_LABELS, Level, LevelChangeStatus, level_rank
 
 LEVELS: tuple[str, ...] = tuple(Level)
 TRAINEE, ASSISTANT, CHIEF = Level.TRAINEE.value, Level.ASSISTANT.value, Level.CHIEF.value
@@ -46,9 +46,7 @@ DEMOTION_REASONS: dict[str, str] = {
 #: The closing's flags that propose a demotion (``convert_to_cm`` comes from the evaluation).
 CLOSING_DEMOTION_FLAGS = ("demotion_due", "score_demotion_due")
 
-def rank(level: str) -> int:
-    """The level's place in trainee < assistant < manager < senior < chief."""
-    return LEVELS.index(level)
+rank = level_rank  # trainee < assistant < manager < senior < chief
 
 
 def check_level(level: str, *, column: str = "--to") -> str:

@@ -122,6 +122,12 @@ LEVEL_LABELS: dict[str, str] = {
     Level.TRAINEE: "见习", Level.ASSISTANT: "助理", Level.MANAGER: "经理",
     Level.SENIOR: "高级", Level.CHIEF: "首席",
 }
+LEVEL_ORDER: tuple[str, ...] = tuple(Level)
+
+
+def level_rank(level: str) -> int:
+    """The level's place in trainee < assistant < manager < senior < chief."""
+    return LEVEL_ORDER.index(level)
 
 
 class Position(StrEnum):

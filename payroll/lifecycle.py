@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from brokerflow.kernel.calendar import Month
+from brokerflow.kernel.vocabulary import level_rank
 from brokerflow.payroll.inputs import CarriedState
 from brokerflow.payroll.policy import LEVELS, Policy
 
@@ -20,9 +21,7 @@ YEAR_PERSONAL_LEAVE_DAYS_LIMIT = Decimal("20")
 TRAINEE = LEVELS[0]
 
 
-def rank(level: str) -> int:
-    """The level's place in trainee < assistant < manager < senior < chief."""
-    return LEVELS.index(level)
+rank = level_rank  # trainee < assistant < manager < senior < chief
 
 
 def lower(a: str, b: str) -> str:

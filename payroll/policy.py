@@ -10,8 +10,9 @@ from typing import Any
 
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.resources import package_dir
+from brokerflow.kernel.vocabulary import LEVEL_ORDER
 
-LEVELS = ("trainee", "assistant", "manager", "senior", "chief")
+LEVELS = LEVEL_ORDER  # trainee < assistant < manager < senior < chief
 POSITIONS = ("cm", "stationed", "regional")
 DEFAULT_POLICY = package_dir("brokerflow.policy") / "default.toml"
 
