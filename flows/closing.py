@@ -56,8 +56,10 @@ from brokerflow.payroll.records import (
     latest_run,
     opening_state,
     record_run,
+    reopen_chain_after,
     run_lines,
     set_status,
+    stale_previous_month,
 )
 from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket
 
@@ -179,6 +181,11 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
     if latest is not None and latest.status == ClosingStatus.CLOSED:
         raise MonthClosed(f"{branch} {month} is closed (signed as {latest.signed_serial}); "
                           "a correction needs 'brokerflow payroll reopen' by the branch manager")
+    with new_session(archive.engine) as session:
+        stale = stale_previous_month(session, branch=branch, month=month)
+    if stale is not None:
+        raise BadInput(f"{branch} {stale} is reopened: close it again first, so that {month} "
+                       "continues from its corrected state", column="month")
     if latest is not None and latest.status in (ClosingStatus.DRAFT, ClosingStatus.SIGNING):
         with new_session(archive.engine) as session:
             old = session.get(PayrollRun, latest.id)
@@ -356,6 +363,7 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
         set_status(session, run=current, status=ClosingStatus.CLOSED)
         clear_waiting(session, request_key=key)
         raise_notices(session, branch=run.branch, month=run.month, lines=lines)
+        reopen_chain_after(session, branch=run.branch, month=run.month, revision=run.revision)
         proposed = propose_demotions(session, branch=run.branch, month=run.month, lines=lines)
         if proposed:  # confirmed by the branch manager: 'brokerflow level start ID'
             append_audit(session, actor_id="system", action="demotions-proposed",

@@ -104,6 +104,34 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
     return run
 
 
+def reopen_chain_after(session: Session, *, branch: str, month: str,
+                       revision: int) -> list[str]:
+    """Reopen every closed month after ``month`` (audited): they were closed on the state
+    ``month`` carried before its correction, so each is closed again, in order, from the
+    corrected state.  The months reopened."""
+    reopened = []
+    for later in later_months(session, branch=branch, month=month):
+        run = latest_run(session, branch=branch, month=later)
+        if run is None or run.status != ClosingStatus.CLOSED:
+            continue
+        set_status(session, run=run, status=ClosingStatus.REOPENED)
+        append_audit(session, actor_id="system", action="payroll-reopened",
+                     request_key=f"payroll:{branch}:{later}",
+                     details={"revision": run.revision,
+                              "reason": f"{month} was corrected (revision {revision}): "
+                                        "closed again from its carried state"})
+        reopened.append(later)
+    return reopened
+
+
+def stale_previous_month(session: Session, *, branch: str, month: str) -> str | None:
+    """The month before ``month`` when it is reopened and not yet closed again: ``month``
+    cannot continue from its state until it is."""
+    previous = str(Month.parse(month).minus(1))
+    run = latest_run(session, branch=branch, month=previous)
+    return previous if run is not None and run.status == ClosingStatus.REOPENED else None
+
+
 def later_months(session: Session, *, branch: str, month: str) -> list[str]:
     """Months after ``month`` that were closed on its carried state: a recomputed month
     makes them stale (their next run continues from the corrected state)."""

@@ -15,6 +15,7 @@ from brokerflow.approvals.reminders import record_reminders
 from brokerflow.archive.service import Archive
 from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.models import (
     LevelChange,
     PayrollCarry,
@@ -148,3 +149,61 @@ def test_a_case_is_concluded_signed_off_and_fined_in_the_month_it_names(
         assert investigation_figures(session, branch="SZ01", month=MONTH) == {
             "cm2": (False, 2)}
         assert investigation_figures(session, branch="SZ01", month="2026-11") == {}
+
+
+def _close_month(archive: Archive, export: Path, month: str) -> str:
+    with new_session(archive.engine) as session:
+        before = session.exec(select(PayrollRun.id)).all()
+
+    def latest() -> PayrollRun | None:
+        with new_session(archive.engine) as session:
+            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
+        return run if run is not None and run.id not in before else None
+
+    chain = ChainDriver(
+        lambda: monthly_closing(branch="SZ01", month=month, policy=str(POLICY),
+                                data_dir=str(export), wait="pause", poll_interval=0.1,
+                                attribution_source="crm"),
+        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
+        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
+    ).start()
+    chain.wait_paused()
+    for signer in ("ca1", "dm1", "bm1"):
+        chain.sign(signer)
+    serial: str = chain.join()
+    return serial
+
+
+def _balance(archive: Archive, month: str) -> str:
+    with new_session(archive.engine) as session:
+        carry = session.exec(select(PayrollCarry).where(PayrollCarry.cm_id == "cm1",
+                                                        PayrollCarry.month == month)).one()
+    return carry.risk_fund_balance
+
+
+def test_a_corrected_month_reopens_the_months_closed_after_it(
+        prefect_api: None, archive: Archive, roster: None, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    def export(month: str, commission: str) -> Path:
+        return write_export(tmp_path / f"{month}-{commission}", staff=[
+            staff_row("cm1", month=month, name="杨帆")], clients=[
+            client_row("c1", "cm1", month=month, gross_commission=commission)])
+
+    # cm1, assistant: no revenue, 2000 + 120 = 2,120 gross; 5% = 106.00 to the risk fund
+    assert _close_month(archive, export("2026-09", "0"), "2026-09").startswith("SZ01-PAS-")
+    assert _close_month(archive, export(MONTH, "0"), MONTH).startswith("SZ01-PAS-")
+    assert (_balance(archive, "2026-09"), _balance(archive, MONTH)) == ("106.00", "212.00")
+    assert cli("payroll", "reopen", "--branch", "SZ01", "--month", "2026-09", "--reason",
+               "补录佣金", user="bm1").code == 0
+    # 20,000 commission: net revenue 19,000, score 0.2 × 19,000 / 4,000 = 0.95, commission
+    # 19,000 × 0.25 × 0.95 = 4,512.50; gross 6,632.50 → 5% = 331.625 → 331.63
+    assert _close_month(archive, export("2026-09", "20000"), "2026-09").startswith("SZ01-PAS-")
+    assert _balance(archive, "2026-09") == "331.63"
+    with new_session(archive.engine) as session:
+        october = session.exec(select(PayrollRun).where(PayrollRun.month == MONTH)).one()
+    assert october.status == "reopened"  # closed on September's old state
+    with pytest.raises(BadInput, match="2026-10 is reopened"):
+        monthly_closing(branch="SZ01", month="2026-11", policy=str(POLICY), wait="pause",
+                        data_dir=str(export("2026-11", "0")), poll_interval=0.1,
+                        attribution_source="crm")
+    assert _close_month(archive, export(MONTH, "0"), MONTH).startswith("SZ01-PAS-")
+    assert _balance(archive, MONTH) == "437.63"  # 331.63 + 106.00: from the corrected state
