@@ -157,3 +157,43 @@ class EntryForm(SignForm):
     """The trading dept manager enters the attribution with the client's account number."""
 
     client_id: str = Field(default="", description="客户号 / fund account in the CRM")
+
+
+class EvaluationInput(RunInput):
+    """季度考评表: one evaluator's form on one person (附件一/附件二) or team (团队考核评价表)."""
+
+    evaluator: str = Field(default="", description="your user id (工号)")
+    secret: SecretStr = Field(default=SecretStr(""),
+                              description="your secret or one-time code")
+    evaluatee: str = Field(default="", description="考核对象: a user id, or team:<team>")
+    group: Literal["", "peer", "regional", "marketing", "sales", "gm"] = Field(
+        default="", description="your group for this evaluatee (see the table above)")
+    scores: dict[str, int | float | str] = Field(
+        default_factory=dict, description='item → score, e.g. {"本岗位职责履职情况": 18, ...}')
+    comment: str = Field(default="", description="备注 (the general manager: 总经理评语)")
+
+
+def describe_evaluation(*, title: str, deadline: str, received: int, expected: int,
+                        outstanding: Sequence[tuple[str, str, str, str]],
+                        forms: Sequence[tuple[str, str]], last_refusal: str = "",
+                        limit: int = 60) -> str:
+    """Markdown for the evaluation form: the deadline, the forms still open (evaluators,
+    evaluatee as it is written in the form, group, form), the items of each form."""
+    lines = [f"## {_md(title)}", "",
+             f"**截止 Deadline:** {_md(deadline)}  ",
+             f"**已收到 Received:** {received} / {expected} forms", "",
+             "Fill in `evaluator` (your 工号), `secret` (your one-time code), `evaluatee` and "
+             "`group` as the table writes them, `scores`: every item of the form with a score "
+             "from 0 to its maximum (at most two decimals), `comment` (备注). The general "
+             "manager's comment on a team (总经理评语) is a form with only `comment`."]
+    if last_refusal:
+        lines += ["", f"> **The last form was not accepted:** {_md(last_refusal)}"]
+    lines += ["", "### 待评 Forms still open",
+              "| evaluator | evaluatee | group | form |", "|---|---|---|---|"]
+    for evaluators, evaluatee, group, form in outstanding[:limit]:
+        lines.append(f"| {_md(evaluators)} | {_md(evaluatee)} | {_md(group)} | {_md(form)} |")
+    if len(outstanding) > limit:
+        lines.append(f"| … and {len(outstanding) - limit} more | | | |")
+    lines += ["", "### 评分项目 Items (maximum)"]
+    lines += [f"- **{_md(form)}:** {_md(items)}" for form, items in forms]
+    return "\n".join(lines)

@@ -11,15 +11,19 @@ cancelled (flow hooks, and the serve process's sweep for runs whose process is g
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from brokerflow.kernel.failpoints import failpoint
+from brokerflow.kernel.periodic import repeating
+
+log = logging.getLogger(__name__)
 
 WaitMode = Literal["pause", "suspend"]
 F = TypeVar("F")
@@ -162,6 +166,40 @@ def current_flow_run_id() -> str:
     context = FlowRunContext.get()
     flow_run = context.flow_run if context is not None else None
     return str(flow_run.id) if flow_run else ""
+
+
+def wake_run(run_id: str, run_input: dict[str, Any]) -> bool:
+    """Resume ``run_id`` with ``run_input`` (a blank form) if it waits for a form, so that it
+    looks at its deadline; whether Prefect took it (False: not waiting, or another form came
+    first).  The flow decides what a blank form means: nothing counts by itself."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.responses import SetStateStatus
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(UUID(run_id))
+        if run.state is None or not run.state.is_paused():
+            return False
+        result = client.resume_flow_run(UUID(run_id), run_input=run_input)
+    return bool(result.status == SetStateStatus.ACCEPT)
+
+
+@contextmanager
+def waking_when(due: Callable[[], bool], *, run_input: dict[str, Any],
+                poll_interval: float) -> Iterator[None]:
+    """While the block runs, a thread asks ``due()`` every ``poll_interval`` seconds and, once
+    it holds, wakes this flow run whenever it waits (``wake_run``): a paused (in-process) run
+    sees its deadline pass.  A suspended run has no process: ``approval-reminders`` wakes it."""
+    run_id = current_flow_run_id()
+    if not run_id:
+        yield
+        return
+    def wake_if_due() -> None:
+        if due():
+            wake_run(run_id, run_input)
+
+    with repeating(wake_if_due, every=max(poll_interval, 0.05), name=f"wake-{run_id}",
+                   tolerated=(Exception,), log=log, what=f"wake flow run {run_id}"):
+        yield
 
 
 #: Every approval flow's ``on_completion``, ``on_failure`` and ``on_cancellation`` hooks.

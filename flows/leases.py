@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import RunLease
+from brokerflow.kernel.periodic import repeating
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +63,16 @@ def held_lease(engine: Engine, flow_run_id: str, *, lease_seconds: float) -> Ite
         return
     holder = this_holder()
     renew_lease(engine, flow_run_id=flow_run_id, holder=holder)
-    stop = threading.Event()
 
-    def keep_renewing() -> None:
-        while not stop.wait(max(lease_seconds / 3, 0.5)):
-            try:
-                renew_lease(engine, flow_run_id=flow_run_id, holder=holder)
-            except sa_exc.SQLAlchemyError as exc:  # busy database: try again next period
-                log.warning("could not renew the lease of flow run %s: %s", flow_run_id, exc)
+    def renew() -> None:
+        renew_lease(engine, flow_run_id=flow_run_id, holder=holder)
 
-    thread = threading.Thread(target=keep_renewing, name=f"lease-{flow_run_id}", daemon=True)
-    thread.start()
     try:
-        yield
+        with repeating(renew, every=max(lease_seconds / 3, 0.5), name=f"lease-{flow_run_id}",
+                       tolerated=(sa_exc.SQLAlchemyError,), log=log,
+                       what=f"renew the lease of flow run {flow_run_id}"):
+            yield
     finally:
-        stop.set()
-        thread.join(timeout=5)
         try:
             release_lease(engine, flow_run_id=flow_run_id, holder=holder)
         except sa_exc.SQLAlchemyError as exc:  # it expires on its own

@@ -1,6 +1,7 @@
 """催办: a scheduled flow that records a reminder (and a Prefect artifact) for every approval
 step waiting longer than the policy allows.  Nothing is ever approved automatically.  Once a
-day it also anchors the audit chain's head in the bucket (``archive.anchors``)."""
+day it also anchors the audit chain's head in the bucket (``archive.anchors``).  It wakes the
+quarterly evaluations whose deadline passed (a suspended run has no process to notice)."""
 
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
 # process, where string annotations (e.g. WaitMode) could not be resolved.
@@ -9,13 +10,19 @@ from datetime import UTC, datetime, timedelta
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from sqlalchemy import Engine
 
 from brokerflow.approvals.reminders import record_reminders
+from brokerflow.approvals.waiting import wake_run
 from brokerflow.archive.anchors import checkpoint_since, write_checkpoint
 from brokerflow.archive.service import open_archive
 from brokerflow.kernel.db import new_session, open_database
 from brokerflow.kernel.errors import StorageError
 from brokerflow.kernel.settings import Settings, load_settings
+from brokerflow.payroll.evaluation_records import overdue_evaluation_runs
+
+#: The blank form that wakes an evaluation at its deadline (it counts as nothing).
+WAKE_INPUT = {"evaluator": ""}
 
 
 @flow(name="approval-reminders")
@@ -36,7 +43,22 @@ def approval_reminders(now: datetime | None = None, limit_hours: int | None = No
             description=message,
         )
     anchor_daily(settings)
+    wake_overdue_evaluations(engine, now=moment)
     return len(messages)
+
+
+def wake_overdue_evaluations(engine: Engine, *, now: datetime) -> list[str]:
+    """Wake every evaluation run still collecting after its deadline; the runs woken."""
+    with new_session(engine) as session:
+        runs = overdue_evaluation_runs(session, now=now)
+    woken = []
+    for run_id in runs:
+        try:
+            if wake_run(run_id, WAKE_INPUT):
+                woken.append(run_id)
+        except Exception as exc:  # noqa: BLE001 - one run's trouble never stops the others
+            get_run_logger().warning("evaluation run %s not woken: %s", run_id, exc)
+    return woken
 
 
 def anchor_daily(settings: Settings) -> str | None:

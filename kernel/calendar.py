@@ -1,4 +1,5 @@
-"""Months and moments: ``Month`` (YYYY-MM), month ends in the branch's time zone.  Pure.
+"""Months and moments: ``Month`` (YYYY-MM), quarters (YYYYQn), month ends in the branch's time
+zone.  Pure.
 
 Every datetime brokerflow keeps carries its zone: stored in UTC and read back aware
 (SQLModel's ``UTCDateTime``: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL), shown in the branch's
@@ -56,3 +57,19 @@ def previous_month(now: datetime, zone: ZoneInfo) -> str:
     """The month before the one ``now`` falls in, in ``zone``."""
     local = now.astimezone(zone)
     return str(Month(local.year, local.month).minus(1))
+
+
+def quarter_months(quarter: str) -> tuple[Month, Month, Month]:
+    """``2026Q3`` → its three months (July, August, September); ValueError for anything else."""
+    if (len(quarter) != 6 or quarter[4] != "Q" or not quarter[:4].isascii()
+            or not quarter[:4].isdigit() or quarter[5] not in "1234"):
+        raise ValueError(quarter)
+    first = Month(int(quarter[:4]), 3 * (int(quarter[5]) - 1) + 1)
+    return first, first.minus(-1), first.minus(-2)
+
+
+def previous_quarter(now: datetime, zone: ZoneInfo) -> str:
+    """The quarter before the one ``now`` falls in, in ``zone`` (``2026Q3`` on 2026-10-01)."""
+    local = now.astimezone(zone)
+    last = Month(local.year, 3 * ((local.month - 1) // 3) + 1).minus(1)
+    return f"{last.year:04d}Q{(last.month - 1) // 3 + 1}"

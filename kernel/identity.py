@@ -12,10 +12,11 @@ from brokerflow.kernel.vocabulary import COUNTERSIGN_DEPARTMENTS
 
 HEAD_OFFICE = "HQ"
 ADMIN_ROLE = "admin"
-TEAM_ROLES = frozenset({"cm", "stationed_manager", "regional_manager", "project_director",
-                        "backoffice"})
+TEAM_ROLES = frozenset({"cm", "stationed_manager", "regional_manager", "regional_assistant",
+                        "project_director", "backoffice"})
+#: ``marketing``: the branch's marketing dept (市场营销部), who evaluates quarterly (SPEC §8.2).
 BRANCH_ROLES = frozenset({"counter_clerk", "trading_manager", "finance_manager",
-                          "chief_accountant", "deputy_manager", "branch_manager"})
+                          "chief_accountant", "deputy_manager", "branch_manager", "marketing"})
 HEAD_OFFICE_ROLES = frozenset({"brokerage_office", "channel_dept", "vp"}) | COUNTERSIGN_DEPARTMENTS
 KNOWN_ROLES = TEAM_ROLES | BRANCH_ROLES | HEAD_OFFICE_ROLES | {ADMIN_ROLE}
 #: A branch's management: sees all of the branch's documents and requests.

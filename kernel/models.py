@@ -392,6 +392,47 @@ class StaffNotice(SQLModel, table=True):
     done_at: datetime | None = None
 
 
+class Evaluation(SQLModel, table=True):
+    """A branch's quarterly evaluation (季度考评, SPEC §8.2): the forms expected (``plan``, JSON,
+    fixed when it opens), the deadline, and the EVL archived at the end."""
+
+    __table_args__ = (UniqueConstraint("branch", "quarter"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    branch: str = Field(index=True, max_length=16)
+    quarter: str = Field(max_length=8)  # YYYYQn
+    status: str = Field(default="collecting", max_length=16)  # collecting|computing|archived
+    deadline: datetime
+    plan: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
+    closed_reason: str = Field(default="", max_length=16)  # all_in|deadline
+    evl_serial: str = Field(default="", max_length=40)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    form_attempts: int = 0  # every processed form, counted or refused: keys the next pause
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+
+
+class EvaluationForm(SQLModel, table=True):
+    """One form an evaluator submitted (附件一, 附件二, the team form or the general manager's
+    comment on a team): item scores (JSON) and their total."""
+
+    __table_args__ = (UniqueConstraint("evaluation_id", "evaluatee_id", "evaluator_id",
+                                       "evaluator_group"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
+    evaluatee_id: str = Field(max_length=72)  # a user id, or team:<team> for a team form
+    evaluator_id: str = Field(max_length=64)
+    evaluator_group: str = Field(max_length=16)  # peer|regional|marketing|sales|gm
+    kind: str = Field(max_length=16)  # cm|manager|team|team_comment
+    scores: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
+    total: str = Field(default="", max_length=16)
+    comment: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    form_key: str = Field(default="", max_length=128)
+    submitted_at: datetime = Field(default_factory=utcnow)
+
+
 # --------------------------------------------------------------------------- attribution
 
 

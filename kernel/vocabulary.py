@@ -104,7 +104,8 @@ STATUS_LABELS: dict[str, str] = {
     "withdrawn": "已撤回", "pending": "待确认", "conflict": "归属冲突", "effective": "已生效",
     "ended": "已终止", "draft": "草稿", "signing": "签批中", "closed": "已结账",
     "superseded": "已被替代", "reopened": "已重开", "reserved": "已预留", "stored": "已归档",
-    "void": "作废", "current": "现行", "proposed": "已提出",
+    "void": "作废", "current": "现行", "proposed": "已提出", "collecting": "收集评价表中",
+    "computing": "计算中", "archived": "已归档",
 }
 
 
@@ -148,7 +149,7 @@ ROLE_LABELS: dict[str, str] = {
     "finance_manager": "财务经理", "chief_accountant": "主办会计",
     "deputy_manager": "副经理/经理助理", "branch_manager": "营业部经理",
     "brokerage_office": "经纪业务综合室", "channel_dept": "渠道管理部", "vp": "主管副总裁",
-    "admin": "系统管理员",
+    "admin": "系统管理员", "marketing": "市场营销部",
 }
 
 #: Head-office departments that may be named to countersign (会签部门).
@@ -170,6 +171,26 @@ DOCUMENT_TYPES: dict[str, str] = {
     "RPT": "营业部月度业务报表",
     "EXT": "外部文件归档封面",
     "LVL": "职级变动通知",
+    "EVL": "季度考评结果",
+}
+
+
+class EvaluationStatus(StrEnum):
+    """A branch's quarterly evaluation (季度考评, SPEC §8.2)."""
+
+    COLLECTING = "collecting"  # the forms are open
+    COMPUTING = "computing"  # closed (all in, or the deadline passed); EVL not archived yet
+    ARCHIVED = "archived"  # EVL archived, consequences started
+
+
+#: Evaluator groups (seed 004) and the flags of a result, as documents show them.
+EVALUATION_GROUP_LABELS: dict[str, str] = {
+    "peer": "区域内客户经理互评", "regional": "区域经理", "marketing": "市场营销部",
+    "sales": "销售类客户经理", "gm": "营业部总经理",
+}
+EVALUATION_FLAG_LABELS: dict[str, str] = {
+    "below_60": "低于60分（待岗培训）", "convert_to_cm": "转为销售类客户经理（待营业部经理确认）",
+    "group_missing": "有评价组未评", "star": "明星客户经理",
 }
 
 

@@ -2,7 +2,8 @@
 
 - ``training``: a monthly score below 60 → the next month's one-week 待岗培训, with the
   情况说明和保证书 to collect by ``due``: a waiting task, reminded like any approval step
-  (``approval-reminders``) until someone marks it received.
+  (``approval-reminders``) until someone marks it received.  A quarterly evaluation below 60
+  raises one too (``raise_evaluation_notices``; its ``month`` is the quarter, e.g. 2026Q3).
 - ``termination_right`` / ``deemed_resigned``: a notice for HR.  Nobody is terminated or
   removed by the system; HR decides.
 Keyword-only functions taking a ``Session``; the caller commits.
@@ -70,6 +71,35 @@ def raise_notices(session: Session, *, branch: str, month: str,
                          request_key=notice_key(notice),
                          details={"cm": notice.cm_id, "kind": kind, "month": month})
             created.append(notice)
+    return created
+
+
+def raise_evaluation_notices(session: Session, *, branch: str, quarter: str,
+                             results: Iterable[dict[str, Any]], closed_on: date,
+                             document: str) -> list[StaffNotice]:
+    """A ``training`` notice (due a week after ``closed_on``) for every evaluation result
+    (SPEC §8.2 JSON) flagged ``below_60``, once per person and quarter."""
+    existing = {n.cm_id for n in session.exec(select(StaffNotice).where(
+        StaffNotice.branch == branch, StaffNotice.month == quarter,
+        StaffNotice.kind == "training"))}
+    created = []
+    for result in results:
+        if "below_60" not in result["flags"] or result["evaluatee_id"] in existing:
+            continue
+        details = {"quarter": quarter, "total": result.get("total"), "role": result.get("role"),
+                   "flags": result["flags"], "evaluation": document}
+        notice = StaffNotice(branch=branch, cm_id=result["evaluatee_id"], kind="training",
+                             month=quarter, due=closed_on + timedelta(days=TRAINING_DAYS),
+                             details=json.dumps(details, ensure_ascii=False))
+        session.add(notice)
+        session.flush()
+        session.add(WaitingStep(request_key=notice_key(notice), revision=1, step="statement",
+                                flow_run_id=""))
+        append_audit(session, actor_id="system", action="notice-raised",
+                     request_key=notice_key(notice),
+                     details={"cm": notice.cm_id, "kind": "training", "month": quarter,
+                              "evaluation": document})
+        created.append(notice)
     return created
 
 

@@ -25,7 +25,7 @@ def write(tmp_path: Path, body: str, name: str = "roster.csv") -> Path:
 def test_first_load_is_open_and_secrets_are_salted_hashes(cli, archive: Archive) -> None:
     result = cli("roster", "load", str(ROSTER_CSV))
     assert result.code == 0, result.err
-    assert "loaded 23 users" in result.out
+    assert "loaded 24 users" in result.out
     with new_session(archive.engine) as session:
         users = {u.user_id: u for u in session.exec(select(User))}
         roles = {(r.user_id, r.role) for r in session.exec(select(UserRole))}
