@@ -34,6 +34,7 @@ from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_ru
 from brokerflow.archive.index import mark_superseded
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
+from brokerflow.flows.business_report import archive_business_reports
 from brokerflow.flows.confirmation_lists import archive_confirmation_lists
 from brokerflow.flows.leases import held_lease
 from brokerflow.kernel.audit import append_audit
@@ -60,6 +61,12 @@ from brokerflow.payroll.records import (
     run_lines,
     set_status,
     stale_previous_month,
+)
+from brokerflow.payroll.risk_fund import apply_movements
+from brokerflow.payroll.risk_fund_records import (
+    mark_applied,
+    movement_rows,
+    movements_for_closing,
 )
 from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket
 
@@ -133,11 +140,14 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
                                               archive.zone)
                       if attribution_source == "database" else None)
             cases = investigation_figures(session, branch=branch, month=month)
+            movements = movements_for_closing(session, branch=branch, month=month)
+            state = apply_movements(state, movements)
         result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
                                         state=state, counts=counts, investigations=cases)
     with new_session(archive.engine) as session:
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
                          started_by=started_by)
+        mark_applied(session, branch=branch, month=month, movements=movements)
         stale = later_months(session, branch=branch, month=month)
         append_audit(session, actor_id=started_by, action="payroll-computed",
                      request_key=request_key(branch, month),
@@ -149,16 +159,22 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
 
 
 def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
-                signatures: list[dict[str, str]], draft_serial: str = "") -> dict[str, Any]:
+                signatures: list[dict[str, str]], draft_serial: str = "",
+                risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The data of the PAY report (and, with signatures, of the signed PAS)."""
     return {
         "branch": run.branch,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
         "body": {"month": run.month, "totals": json.loads(run.totals), "draft_serial":
                  draft_serial,
-                 "lines": lines},
+                 "lines": lines, "risk_fund_movements": risk_fund or []},
         "signatures": signatures,
     }
+
+
+def _risk_fund_rows(archive: Archive, run: PayrollRun) -> list[dict[str, Any]]:
+    with new_session(archive.engine) as session:
+        return movement_rows(session, branch=run.branch, month=run.month)
 
 
 def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
@@ -298,8 +314,9 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
     with new_session(archive.engine) as session:
         lines = run_lines(session, run_id=run_pk)
     if not run.pay_serial:
-        serial = _archive_report(archive, run, "PAY", report_data(run, lines, signatures=[]),
-                                 preparer)
+        data = report_data(run, lines, signatures=[],
+                           risk_fund=_risk_fund_rows(archive, run))
+        serial = _archive_report(archive, run, "PAY", data, preparer)
         with new_session(archive.engine) as session:
             current = session.get(PayrollRun, run_pk)
             assert current is not None
@@ -353,7 +370,8 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
     signatures = [{"role": PAYROLL_CHAIN.step(d.step).label, "name": names[d.signer_id],
                    "decision": d.decision, "time": d.at, "opinion": d.opinion}
                   for d in decisions]
-    data = report_data(run, lines, signatures=signatures, draft_serial=run.pay_serial)
+    data = report_data(run, lines, signatures=signatures, draft_serial=run.pay_serial,
+                       risk_fund=_risk_fund_rows(archive, run))
     data["subject"] = f"{run.month} 客户经理薪酬（已签批，报经纪业务综合室备案）"
     serial = _archive_report(archive, run, "PAS", data, preparer, suffix=":signed")
     with new_session(archive.engine) as session:
@@ -371,4 +389,5 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
         append_audit(session, actor_id="system", action="payroll-closed", request_key=key,
                      details={"revision": run.revision, "pay": run.pay_serial, "pas": serial})
         session.commit()
+    archive_business_reports(archive, run, pas_serial=serial)  # RPT, after the PAS
     return serial

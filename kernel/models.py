@@ -276,6 +276,12 @@ class PayrollRun(SQLModel, table=True):
     flow_run_id: str = Field(default="", max_length=64)
     form_attempts: int = 0
     started_by: str = Field(default="system", max_length=64)  # a user, or the schedule
+    # SPEC §8.3: the pay rules used (version and approving filing), or why none was
+    policy_version: int | None = None
+    policy_filing: str = Field(default="", max_length=40)  # the FIL that carried them
+    policy_note: str = Field(default="", max_length=200)  # e.g. "policy not approved"
+    figures: str = Field(default="{}", sa_column=Column(SAText, nullable=False, default="{}"))
+    rpt_serial: str = Field(default="", max_length=40)  # the monthly business report
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -309,6 +315,9 @@ class PayrollCarry(SQLModel, table=True):
     ytd_absent_half_days: int = 0
     ytd_personal_leave_days: str = Field(default="0.00", max_length=32)
     withheld_fixed_pay: str = Field(default="0.00", max_length=32)
+    # SPEC §8.3: hire and leave dates (a CM who left keeps a carry until the refund)
+    hire_date: date | None = None
+    leave_date: date | None = None
 
 
 # --------------------------------------------------------------------------- staff lifecycle
