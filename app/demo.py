@@ -118,6 +118,13 @@ def run_demo(*, auto_approve: bool, export: Path | None) -> int:
     os.environ["BROKERFLOW_HOME"] = str(home)
     os.environ["PREFECT_API_URL"] = stack["prefect_api"]
     try:
+        rules = _submit_pay_rules()
+        if auto_approve:
+            _approve_everything(rules)
+        else:
+            _print_instructions(stack, rules)
+            print("\nThe closing starts once the pay rules are approved ...", flush=True)
+            _wait_until_finished(rules)
         runs = _submit_everything(home)
         if not auto_approve:
             _print_instructions(stack, runs)
@@ -134,6 +141,56 @@ def run_demo(*, auto_approve: bool, export: Path | None) -> int:
     finally:
         if temporary is not None:
             _stop(temporary)
+
+
+def _submit_pay_rules() -> dict[str, tuple[UUID, list[dict[str, Any]]]]:
+    """File the sample pay rules (the packaged policy) through the filing chain: a closing
+    uses only approved pay rules (SPEC §8.3)."""
+    from brokerflow.app.runs import start_deployment
+    from brokerflow.app.stack import ensure_roster
+    from brokerflow.approvals.filings import create_filing
+    from brokerflow.archive.service import open_archive
+    from brokerflow.kernel.calendar import previous_month, utcnow
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.roster import get_user_view
+    from brokerflow.kernel.settings import load_settings
+    from brokerflow.payroll.pay_rules import attach_pay_rules
+    from brokerflow.payroll.policy import DEFAULT_POLICY
+
+    archive = open_archive(load_settings())
+    ensure_roster(archive.engine)
+    _wait_for_deployments(["filing-chain/filing-chain"])
+    month = previous_month(utcnow(), archive.zone)
+    with new_session(archive.engine) as session:
+        submitter = get_user_view(session, "bk1")
+        assert submitter is not None
+        filing = create_filing(session, branch=BRANCH, kind="pay_rules",
+                               subject=f"营销团队薪酬办法（演示，自 {month} 起执行）",
+                               body="报批本团队薪酬标准实施细则（附薪酬办法全文），经批准后执行。",
+                               submitter=submitter)
+        assert filing.id is not None
+        attach_pay_rules(session, branch=BRANCH, filing_id=filing.id,
+                         policy_text=DEFAULT_POLICY.read_text(encoding="utf-8"),
+                         effective_month=month, file=str(DEFAULT_POLICY))
+        session.commit()
+    print(f"sample pay rules filed (filing #{filing.id}, effective {month})", flush=True)
+    return {f"pay rules filing #{filing.id}": (UUID(start_deployment(
+        "filing-chain/filing-chain", {"filing_id": filing.id})), FILING_SIGNERS)}
+
+
+def _wait_until_finished(runs: dict[str, tuple[UUID, list[dict[str, Any]]]]) -> None:
+    """Wait (a person signs in the Prefect UI) until every run of ``runs`` completed."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for label, (run_id, _) in runs.items():
+            while True:
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    if not state.is_completed():
+                        raise BrokerflowError(f"{label} ended {state.name}: {state.message}")
+                    break
+                time.sleep(1)
 
 
 def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]]]:

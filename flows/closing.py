@@ -10,6 +10,7 @@ the brokerage business office.  A closed month is refused until a branch manager
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
 # process, where string annotations (e.g. WaitMode) could not be resolved.
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -50,7 +51,8 @@ from brokerflow.payroll.cases import investigation_figures
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import ClientRow, read_state
 from brokerflow.payroll.notices import raise_notices
-from brokerflow.payroll.policy import DEFAULT_POLICY
+from brokerflow.payroll.pay_rules import PolicyChoice, choose_policy
+from brokerflow.payroll.policy import parse_policy
 from brokerflow.payroll.records import (
     MonthClosed,
     later_months,
@@ -68,7 +70,7 @@ from brokerflow.payroll.risk_fund_records import (
     movement_rows,
     movements_for_closing,
 )
-from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket
+from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket, ticket_policy
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
@@ -127,12 +129,13 @@ def counted_by_attribution(effective: EffectiveAttributions,
 
 
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                        policy: str | None, run_id: str, attribution_source: AttributionSource,
+                        choice: PolicyChoice, run_id: str, attribution_source: AttributionSource,
                         started_by: str) -> PayrollRun:
+    rules = parse_policy(choice.text, file=(f"pay rules version {choice.version}"
+                                            if choice.version else "explicit policy"))
     with tempfile.TemporaryDirectory(prefix="brokerflow-crm-") as tmp:
         source = Path(data_dir) if data_dir else _fetch_export(archive, branch, month,
                                                                 Path(tmp))
-        policy_path = Path(policy) if policy else DEFAULT_POLICY
         with new_session(archive.engine) as session:
             state = opening_state(session, branch=branch, month=month,
                                   exported=read_state(source / "state.json"))
@@ -142,31 +145,62 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
             cases = investigation_figures(session, branch=branch, month=month)
             movements = movements_for_closing(session, branch=branch, month=month)
             state = apply_movements(state, movements)
-        result = compute_from_directory(month=month, data_dir=source, policy=policy_path,
+        result = compute_from_directory(month=month, data_dir=source, policy=rules,
                                         state=state, counts=counts, investigations=cases)
     with new_session(archive.engine) as session:
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
-                         started_by=started_by)
+                         started_by=started_by, opening=state)
+        run.policy_version, run.policy_filing = choice.version, choice.filing_serial
+        run.policy_note = choice.note
+        policy_record = {"version": choice.version, "filing": choice.filing_serial,
+                         "approval": choice.result_serial, "note": choice.note,
+                         "sha256": hashlib.sha256(choice.text.encode()).hexdigest()}
+        run.figures = json.dumps({"policy": policy_record})
+        session.add(run)
         mark_applied(session, branch=branch, month=month, movements=movements)
         stale = later_months(session, branch=branch, month=month)
         append_audit(session, actor_id=started_by, action="payroll-computed",
                      request_key=request_key(branch, month),
                      details={"revision": run.revision, "lines": len(result.lines),
                               "totals": json.loads(run.totals), "flow_run": run_id,
+                              "policy": policy_record,
                               "later_months_to_rerun": stale})
         session.commit()
     return run
 
 
+def _policy_choice(archive: Archive, *, branch: str, month: str, policy: str | None,
+                   ticket: str | None) -> PolicyChoice:
+    """The pay rules approved for ``month``; an explicit policy (a development file on the
+    worker, or an admin's in the start ticket) instead, marked as not approved."""
+    explicit = None
+    if policy:
+        try:
+            explicit = Path(policy).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read the policy: {exc.__class__.__name__}",
+                           file=policy) from None
+    with new_session(archive.engine) as session:
+        if explicit is None and ticket:
+            explicit = ticket_policy(session, ticket=ticket, branch=branch, month=month)
+        return choose_policy(session, branch=branch, month=month, explicit=explicit)
+
+
 def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                 signatures: list[dict[str, str]], draft_serial: str = "",
                 risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The data of the PAY report (and, with signatures, of the signed PAS)."""
+    """The data of the PAY report (and, with signatures, of the signed PAS): the lines, the
+    pay rules used (version and the filing that approved them, or "policy not approved") and
+    the month's risk-fund movements."""
     return {
         "branch": run.branch,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
         "body": {"month": run.month, "totals": json.loads(run.totals), "draft_serial":
                  draft_serial,
+                 "policy_version": run.policy_version, "policy_filing": run.policy_filing,
+                 "policy_approval": json.loads(run.figures).get("policy", {}).get("approval",
+                                                                                 ""),
+                 "policy_note": run.policy_note,
                  "lines": lines, "risk_fund_movements": risk_fund or []},
         "signatures": signatures,
     }
@@ -187,7 +221,8 @@ def _archive_report(archive: Archive, run: PayrollRun, doc_type: str,
 
 
 def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-                       policy: str | None, run_id: str, attribution_source: AttributionSource,
+                       policy: str | None, ticket: str | None, run_id: str,
+                       attribution_source: AttributionSource,
                        starter: Callable[[], str]) -> PayrollRun:
     with new_session(archive.engine) as session:
         latest = latest_run(session, branch=branch, month=month)
@@ -202,6 +237,7 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
     if stale is not None:
         raise BadInput(f"{branch} {stale} is reopened: close it again first, so that {month} "
                        "continues from its corrected state", column="month")
+    choice = _policy_choice(archive, branch=branch, month=month, policy=policy, ticket=ticket)
     if latest is not None and latest.status in (ClosingStatus.DRAFT, ClosingStatus.SIGNING):
         with new_session(archive.engine) as session:
             old = session.get(PayrollRun, latest.id)
@@ -210,7 +246,7 @@ def _start_or_continue(archive: Archive, *, branch: str, month: str, data_dir: s
             session.commit()
     archive_confirmation_lists(archive, branch=branch, month=month)  # CML, just before
     return _compute_and_record(archive, branch=branch, month=month, data_dir=data_dir,
-                               policy=policy, run_id=run_id,
+                               choice=choice, run_id=run_id,
                                attribution_source=attribution_source, started_by=started_by)
 
 
@@ -297,15 +333,16 @@ def monthly_closing(
                             attribution_source=attribution_source, run_id=run_id)
 
         return _close(archive, branch=branch, month=month, data_dir=data_dir, policy=policy,
-                      run_id=run_id, mode=wait, poll_interval=poll_interval,
+                      ticket=ticket, run_id=run_id, mode=wait, poll_interval=poll_interval,
                       attribution_source=attribution_source, starter=starter)
 
 
 def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
-           policy: str | None, run_id: str, mode: WaitMode, poll_interval: float,
-           attribution_source: AttributionSource, starter: Callable[[], str]) -> str:
+           policy: str | None, ticket: str | None, run_id: str, mode: WaitMode,
+           poll_interval: float, attribution_source: AttributionSource,
+           starter: Callable[[], str]) -> str:
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
-                             policy=policy, run_id=run_id,
+                             policy=policy, ticket=ticket, run_id=run_id,
                              attribution_source=attribution_source, starter=starter)
     assert run.id is not None
     run_pk = run.id

@@ -46,6 +46,7 @@ from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.db import new_session
+from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.models import AuditEvent, Filing
 from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import load_settings
@@ -55,6 +56,7 @@ from brokerflow.kernel.vocabulary import (
     DecisionKind,
     FilingStatus,
 )
+from brokerflow.payroll.pay_rules import pay_rules_of_filing, settle_pay_rules
 
 FINAL = ("approved", "rejected", "withdrawn")
 
@@ -65,6 +67,8 @@ def _archive_request_document(archive: Archive, filing: Filing) -> str:
     with new_session(archive.engine) as session:
         submitter = get_user_view(session, filing.submitter_id)
     assert submitter is not None
+    with new_session(archive.engine) as session:
+        rules = pay_rules_of_filing(session, filing_id=filing.id)
     data: dict[str, Any] = {
         "branch": filing.branch, "subject": filing.subject,
         "body": {"kind": FILING_KINDS.get(filing.kind, filing.kind), "text": filing.body,
@@ -72,6 +76,9 @@ def _archive_request_document(archive: Archive, filing: Filing) -> str:
                  "submitted_by": f"{submitter.name} ({submitter.user_id})",
                  "attachments": json.loads(filing.attachments)},
     }
+    if rules is not None:  # the pay rules themselves: what the reviewers approve
+        data["body"] |= {"policy": rules.policy, "policy_sha256": rules.sha256,
+                         "effective_month": rules.effective_month}
     spec = DocumentSpec(branch=filing.branch, doc_type="FIL", subject=filing.subject,
                         subject_key=request_key(filing.id), revision=filing.revision,
                         source=f"filing {filing.id}")
@@ -169,6 +176,8 @@ def _await_revision(
                                form_key=key_of_form)
             elif answer.action == "withdraw":
                 current.status = FilingStatus.WITHDRAWN
+                settle_pay_rules(session, filing_id=filing.id, outcome=FilingStatus.WITHDRAWN,
+                                 filing_serial=filing.current_serial, result_serial="")
                 clear_waiting(session, request_key=key)
                 append_audit(session, actor_id=signer.user_id, action="withdrawn",
                              request_key=key,
@@ -205,6 +214,8 @@ def _finish(archive: Archive, filing: Filing, state: Finished,
             current.status = state.outcome
             current.result_serial = serial
             touch(current)
+            settle_pay_rules(session, filing_id=filing.id, outcome=state.outcome,
+                             filing_serial=filing.current_serial, result_serial=serial)
             clear_waiting(session, request_key=request_key(filing.id))
             append_audit(session, actor_id="system", action="finished",
                          request_key=request_key(filing.id),
@@ -224,6 +235,10 @@ def _confirm_ui_submission(
         existing = session.exec(_by_run(run_id)).first()
     if existing is not None and existing.id is not None:
         return existing.id
+    if kind == "pay_rules":
+        raise BadInput("pay rules carry a policy file: submit them with 'brokerflow filing "
+                       "submit --kind pay_rules --policy FILE --effective-month YYYY-MM'",
+                       column="kind")
     submission = f"submission:{run_id}"
     while True:
         attempt = _refusals(archive, submission)  # a re-run asks for the same form again

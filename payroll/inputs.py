@@ -29,7 +29,7 @@ STAFF_COLUMNS = (
     "off_post_count", "complaint_count", "fines", "mainly_ipo_or_fund",
 )
 #: Optional staff columns (SPEC §6.2, §8.1): an absent column or an empty cell is false/0.
-STAFF_OPTIONAL_COLUMNS = ("under_investigation", "confirmed_malicious_accounts")
+STAFF_OPTIONAL_COLUMNS = ("under_investigation", "confirmed_malicious_accounts", "leave_date")
 CLIENT_COLUMNS = (
     "month", "client_id", "client_type", "cm_id", "open_date", "attribution_effective",
     "malicious", "purchases", "assets", "turnover", "gross_commission", "fund_sales_commission",
@@ -68,6 +68,7 @@ class StaffRow:
     mainly_ipo_or_fund: bool
     under_investigation: bool = False
     confirmed_malicious_accounts: int = 0
+    leave_date: date | None = None  # SPEC §8.3: the last day of a CM who left
 
 
 class ClientRow(NamedTuple):
@@ -170,6 +171,12 @@ class _Cells:
         if column not in self.index or not self.values[self.index[column]].strip():
             return 0
         return self.count(column)
+
+    def optional_day(self, column: str) -> date | None:
+        """An optional column's date: None when the column or the cell is empty."""
+        if column not in self.index or not self.values[self.index[column]].strip():
+            return None
+        return self.day(column)
 
     def flag(self, column: str) -> bool:
         raw = self.text(column).lower()
@@ -288,10 +295,13 @@ def read_staff(path: Path) -> list[StaffRow]:
         if position not in POSITIONS:
             raise c.bad("position", f"unknown position {position!r}; one of "
                         f"{', '.join(POSITIONS)}")
+        hired, left = c.day("hire_date"), c.optional_day("leave_date")
+        if left is not None and left < hired:
+            raise c.bad("leave_date", f"{left} is before the hire date {hired}")
         rows.append(StaffRow(
             row=c.row, month=c.month(), cm_id=c.identifier("cm_id"), name=c.text("name"),
             position=position, supervisor_id=c.identifier("supervisor_id", required=False),
-            site=c.text("site", required=False), hire_date=c.day("hire_date"),
+            site=c.text("site", required=False), hire_date=hired,
             qualified=c.flag("qualified"), late_count=c.count("late_count"),
             personal_leave_days=c.money("personal_leave_days"),
             sick_leave_days=c.money("sick_leave_days"),
@@ -303,6 +313,7 @@ def read_staff(path: Path) -> list[StaffRow]:
             fines=c.money("fines"), mainly_ipo_or_fund=c.flag("mainly_ipo_or_fund"),
             under_investigation=c.optional_flag("under_investigation"),
             confirmed_malicious_accounts=c.optional_count("confirmed_malicious_accounts"),
+            leave_date=left,
         ))
     return rows
 

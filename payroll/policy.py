@@ -98,12 +98,13 @@ def _table(data: dict[str, Any], name: str, keys: tuple[str, ...], *, file: str,
                        column=f"{prefix}.{name}.{missing[0]}")
     extra = sorted(set(data) - set(keys))
     if extra:
-        raise BadInput(f"[{prefix}.{name}] has unknown key {extra[0]}", file=file,
+        raise BadInput(f"[{prefix}.{name}] has unknown key {extra[0]} = {data[extra[0]]!r}",
+                       file=file,
                        column=f"{prefix}.{name}.{extra[0]}")
     values = {k: _decimal(data[k], file=file, key=f"{prefix}.{name}.{k}") for k in keys}
     for k, v in values.items():
         if v < 0:
-            raise BadInput(f"{prefix}.{name}.{k} must not be negative", file=file,
+            raise BadInput(f"{prefix}.{name}.{k} must not be negative, not {v}", file=file,
                            column=f"{prefix}.{name}.{k}")
     return values
 
@@ -121,9 +122,9 @@ def parse_policy(text: str, *, file: str) -> Policy:
             raise BadInput(f"missing key {key}", file=file, column=key)
         value = _decimal(data[key], file=file, key=key)
         if value < 0:
-            raise BadInput(f"{key} must not be negative", file=file, column=key)
+            raise BadInput(f"{key} must not be negative, not {value}", file=file, column=key)
         if key in POSITIVE_KEYS and value <= 0:
-            raise BadInput(f"{key} must be greater than 0", file=file, column=key)
+            raise BadInput(f"{key} must be greater than 0, not {value}", file=file, column=key)
         if key in COUNT_KEYS:
             if value != value.to_integral_value():
                 raise BadInput(f"{key} must be a whole number", file=file, column=key)
@@ -140,7 +141,8 @@ def parse_policy(text: str, *, file: str) -> Policy:
              | {"levels", "positions"})
     unknown = sorted(set(data) - known)
     if unknown:
-        raise BadInput(f"unknown key {unknown[0]}", file=file, column=unknown[0])
+        raise BadInput(f"unknown key {unknown[0]} = {data[unknown[0]]!r}", file=file,
+                       column=unknown[0])
     levels_data = data.get("levels")
     if not isinstance(levels_data, dict):
         raise BadInput("missing [levels.*] tables", file=file, column="levels")
@@ -155,7 +157,8 @@ def parse_policy(text: str, *, file: str) -> Policy:
         values = _table(levels_data[name], name, LEVEL_KEYS, file=file, prefix="levels")
         for k in TARGET_KEYS:
             if values[k] <= 0:
-                raise BadInput(f"levels.{name}.{k} must be greater than 0", file=file,
+                raise BadInput(f"levels.{name}.{k} must be greater than 0, not {values[k]}",
+                               file=file,
                                column=f"levels.{name}.{k}")
         levels[name] = LevelPolicy(name=name, **values)
     positions_data = data.get("positions")

@@ -19,7 +19,7 @@ from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
-from brokerflow.payroll.rules import PayrollResult
+from brokerflow.payroll.rules import PayLine, PayrollResult
 
 OPEN_STATUSES = ("draft", "signing", "rejected", "returned", "reopened")
 
@@ -72,9 +72,23 @@ def opening_state(session: Session, *, branch: str, month: str,
     return state
 
 
+def _business_keys(line: PayLine) -> dict[str, object]:
+    """What a stored line keeps beyond SPEC §6.3, for PAY and the business report."""
+    return {"name": line.name, "position": line.position,
+            "accounts_opened": line.accounts_opened, "site": line.site,
+            "supervisor_id": line.supervisor_id,
+            "hire_date": line.hire_date.isoformat() if line.hire_date else None,
+            "leave_date": line.leave_date.isoformat() if line.leave_date else None}
+
+
 def record_run(session: Session, *, branch: str, month: str, result: PayrollResult,
-               flow_run_id: str, started_by: str = "system") -> PayrollRun:
-    """A new revision of the month with its lines, replacing the month's carried state."""
+               flow_run_id: str, started_by: str = "system",
+               opening: dict[str, CarriedState] | None = None) -> PayrollRun:
+    """A new revision of the month with its lines, replacing the month's carried state.
+
+    A CM of the ``opening`` state without a line this month (one who left) keeps their
+    carried state, moved to this month with the movements applied to it: a balance is never
+    dropped (it waits for its refund, SPEC §8.3)."""
     previous = latest_run(session, branch=branch, month=month)
     run = PayrollRun(
         branch=branch, month=month, revision=(previous.revision + 1) if previous else 1,
@@ -85,7 +99,7 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
     session.flush()
     assert run.id is not None
     for line in result.lines:
-        data = line_json(line) | {"name": line.name, "position": line.position}
+        data = line_json(line) | _business_keys(line)
         session.add(PayrollLineRecord(run_id=run.id, cm_id=line.cm_id,
                                       line=json.dumps(data, ensure_ascii=False)))
     # the month's carried state is replaced, never added to: re-runs do not apply it twice
@@ -100,8 +114,29 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
             asset_level=line.asset_level, ytd_absent_half_days=line.ytd_absent_half_days,
             ytd_personal_leave_days=f"{line.ytd_personal_leave_days:.2f}",
             withheld_fixed_pay=f"{line.withheld_fixed_pay:.2f}",
+            hire_date=line.hire_date, leave_date=line.leave_date,
         ))
+    _carry_forward(session, branch=branch, month=month, run_id=run.id, opening=opening or {},
+                   paid={line.cm_id for line in result.lines})
     return run
+
+
+def _carry_forward(session: Session, *, branch: str, month: str, run_id: int,
+                   opening: dict[str, CarriedState], paid: set[str]) -> None:
+    previous = str(Month.parse(month).minus(1))
+    for carry in session.exec(select(PayrollCarry).where(
+            PayrollCarry.branch == branch, PayrollCarry.month == previous,
+            col(PayrollCarry.cm_id).not_in(paid))):
+        state = opening.get(carry.cm_id)
+        balance = state.risk_fund_balance if state else Decimal(carry.risk_fund_balance)
+        session.add(PayrollCarry(
+            branch=branch, month=month, cm_id=carry.cm_id, excess_carry=carry.excess_carry,
+            risk_fund_balance=f"{balance:.2f}", level=carry.level, score=carry.score,
+            run_id=run_id, title=carry.title, asset_level=carry.asset_level,
+            ytd_absent_half_days=carry.ytd_absent_half_days,
+            ytd_personal_leave_days=carry.ytd_personal_leave_days,
+            withheld_fixed_pay=carry.withheld_fixed_pay, hire_date=carry.hire_date,
+            leave_date=carry.leave_date))
 
 
 def reopen_chain_after(session: Session, *, branch: str, month: str,

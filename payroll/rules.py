@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from brokerflow.kernel.calendar import Month
@@ -65,6 +66,7 @@ class ClientFigures:
     new_value: Decimal = ZERO
     net_revenue_exact: Decimal = ZERO
     fund_sales: Decimal = ZERO
+    accounts_opened: int = 0  # counted accounts opened in the month (the business report)
     assets_by_month: dict[str, Decimal] = field(default_factory=dict)
 
 
@@ -116,6 +118,8 @@ class ClientFolder:
                                       - row.turnover * policy.regulatory_fee_rate)
         figures.fund_sales += row.fund_sales_commission
         opened = row.open_date
+        if (opened.year, opened.month) == self._current:
+            figures.accounts_opened += 1
         if (opened.year, opened.month) == self._current and (
                 row.purchases > policy.valid_account_min_amount
                 or row.assets > policy.valid_account_min_amount):
@@ -172,6 +176,12 @@ class PayLine:
     withheld_fixed_pay: Decimal = ZERO
     ytd_absent_half_days: int = 0
     ytd_personal_leave_days: Decimal = ZERO
+    # SPEC §8.3, for the business report (not in the §6.3 result)
+    accounts_opened: int = 0
+    site: str = ""
+    supervisor_id: str = ""
+    hire_date: date | None = None
+    leave_date: date | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +210,11 @@ def staff_for_month(staff: list[StaffRow], *, month: str, file: str = "staff.csv
                            row=s.row, column="month")
         if s.month != month:
             continue
+        if s.leave_date is not None and (s.leave_date.year, s.leave_date.month) < (
+                current.year, current.month):
+            raise BadInput(f"{s.cm_id} left on {s.leave_date}: a CM who left is paid for the "
+                           "days of the leave month and has no row after it", file=file,
+                           row=s.row, column="leave_date")
         if s.cm_id in rows:
             raise BadInput(f"cm_id {s.cm_id} appears twice for {month}", file=file, row=s.row,
                            column="cm_id")
@@ -240,6 +255,18 @@ def monthly_score(*, valid: int, new_value: Decimal, net_revenue: Decimal, level
         raw = (Decimal("0.4") * valid_part + Decimal("0.4") * value_part
                + Decimal("0.2") * net_revenue / level.target_net_revenue)
     return score4(min(SCORE_MAX, max(SCORE_MIN, raw)))
+
+
+def worked_share(staff: StaffRow, month: Month, policy: Policy) -> Decimal:
+    """The share of the month's fixed pay and allowances earned by a CM who left in it
+    (SPEC §8.3): working days (Monday–Friday) from the 1st to the leave date, over
+    ``working_days_per_month`` — the seed's daily pay; 1 for everyone else, and never above."""
+    left = staff.leave_date
+    if left is None or (left.year, left.month) != (month.year, month.month):
+        return Decimal(1)
+    worked = sum(1 for day in range(1, left.day + 1)
+                 if date(left.year, left.month, day).weekday() < 5)
+    return min(Decimal(1), Decimal(worked) / policy.working_days_per_month)
 
 
 def attendance_deduction(staff: StaffRow, *, level: LevelPolicy, fixed_pay: Decimal,
@@ -298,7 +325,10 @@ def compute_payroll(
             prev_score=carried.prev_score if history else None, score=score,
             months_since_hire=tenure, trainee_months=policy.trainee_months)
         flags |= outlook.flags
-        fixed_pay = money(level.fixed_pay * management / HUNDRED)
+        share = worked_share(s, current, policy)
+        if s.leave_date is not None:
+            flags.add("left")
+        fixed_pay = money(level.fixed_pay * management / HUNDRED * share)
         commission_raw = revenue * level.commission_base * score
         if not s.qualified and tenure >= policy.unqualified_after_months:
             commission_raw *= policy.unqualified_factor
@@ -322,8 +352,8 @@ def compute_payroll(
                            or (s.position == "regional" and o.position == "stationed")), ZERO)
         management_commission = money(managed * policy.management_commission_rate)
         position = policy.positions[s.position]
-        allowance = money(position.management_allowance)
-        transport = money(level.transport_allowance)
+        allowance = money(position.management_allowance * share)
+        transport = money(level.transport_allowance * share)
         attendance = attendance_deduction(s, level=level, fixed_pay=fixed_pay, policy=policy)
         year_to_date = year_to_date_applies(carried, current)
         ytd_absent = (carried.ytd_absent_half_days if year_to_date else 0) + s.absent_half_days
@@ -366,5 +396,7 @@ def compute_payroll(
             malicious_fine=malicious_fine,
             withheld_fixed_pay=money(carried.withheld_fixed_pay + held - released),
             ytd_absent_half_days=ytd_absent, ytd_personal_leave_days=ytd_leave,
+            accounts_opened=f.accounts_opened, site=s.site, supervisor_id=s.supervisor_id,
+            hire_date=s.hire_date, leave_date=s.leave_date,
         ))
     return PayrollResult(month=month, lines=tuple(lines))

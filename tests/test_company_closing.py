@@ -25,7 +25,13 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AuditEvent, PayrollCarry, PayrollLineRecord, PayrollRun
 from brokerflow.kernel.settings import load_settings
 from tests.support.paths import ROSTER_CSV
-from tests.support.payroll_data import MONTH, client_row, staff_row, write_export
+from tests.support.payroll_data import (
+    MONTH,
+    approve_pay_rules,
+    client_row,
+    staff_row,
+    write_export,
+)
 from tests.support.reliability import assert_intact
 from tests.support.services import wait_until
 from tests.support.workers import Machines, company_set_up
@@ -61,6 +67,8 @@ def company(machines: Machines, cli, tmp_path: Path) -> Archive:
     loaded = cli("roster", "load", str(roster))
     assert loaded.code == 0, loaded.err
     archive = open_archive(load_settings())
+    for branch in ("SZ01", "SH03", "BJ04", "GZ02"):  # XX99 is not on the roster
+        approve_pay_rules(archive.engine, branch=branch)
     for branch, assets in (("SZ01", "300000"), ("SH03", "120000"), ("BJ04", "十万"),
                            ("XX99", "1")):
         directory = write_export(

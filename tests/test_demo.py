@@ -22,12 +22,19 @@ def test_demo_auto_approves_everything_and_exports_the_pdfs(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     names = sorted(p.name for p in export.glob("*.pdf"))
     kinds = sorted({name.split("-")[1] for name in names})
-    assert kinds == ["CNF", "FIL", "FOP", "PAS", "PAY"], names
+    assert kinds == ["CNF", "FIL", "FOP", "PAS", "PAY", "RPT"], names
     for name in names:
         assert name.removesuffix(".pdf") in result.stdout
     pas = next(export.glob("SZ01-PAS-*.pdf"))
     text = pdf_text(pas, tmp_path)
     assert "营业部客户经理薪酬月报表" in text and "同意发放" in text
+    # the closing used the sample pay rules the demo filed and the chain approved first
+    pay = pdf_text(next(export.glob("SZ01-PAY-*.pdf")), tmp_path)
+    rules = [f for f in export.glob("SZ01-FIL-*.pdf") if "薪酬办法" in pdf_text(f, tmp_path)]
+    assert len(rules) == 1, names
+    assert "第 1 版" in pay and rules[0].name.removesuffix(".pdf") in pay, pay
+    report = pdf_text(next(export.glob("SZ01-RPT-*.pdf")), tmp_path)
+    assert pas.name.removesuffix(".pdf") in report  # the business report names the PAS
 
 
 def test_demo_without_a_chinese_font_names_the_package(tmp_path: Path) -> None:

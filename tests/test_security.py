@@ -58,7 +58,14 @@ from brokerflow.kernel.totp import enrol
 from brokerflow.payroll.starts import issue_start_ticket
 from tests.support.chain_driver import ChainDriver
 from tests.support.paths import ROSTER_CSV, console_script
-from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
+from tests.support.payroll_data import (
+    MONTH,
+    POLICY,
+    approve_pay_rules,
+    client_row,
+    staff_row,
+    write_export,
+)
 from tests.support.stack_process import clean_env
 from tests.support.web import serving
 
@@ -373,6 +380,7 @@ def test_a_closing_starts_only_by_schedule_or_an_identified_closer_who_is_record
 
     accountant = user("ca1")
     upload_export(archive, directory=export, branch="SZ01", month=MONTH, actor=accountant)
+    approve_pay_rules(archive.engine, branch="SZ01")
     with new_session(archive.engine) as session:
         ticket = issue_start_ticket(session, actor=accountant, branch="SZ01", month=MONTH)
         session.commit()

@@ -23,7 +23,13 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import AuditEvent, PayrollLineRecord, PayrollRun
 from brokerflow.kernel.settings import load_settings
 from tests.support.paths import ROSTER_CSV
-from tests.support.payroll_data import MONTH, client_row, staff_row, write_export
+from tests.support.payroll_data import (
+    MONTH,
+    approve_pay_rules,
+    client_row,
+    staff_row,
+    write_export,
+)
 from tests.support.reliability import (
     CHAIN,
     assert_intact,
@@ -51,7 +57,9 @@ def company_archive(machines: Machines, cli) -> Archive:
     """The shared archive (PostgreSQL, bucket) with the sample roster loaded."""
     loaded = cli("roster", "load", str(ROSTER_CSV))
     assert loaded.code == 0, loaded.err
-    return open_archive(load_settings())
+    archive = open_archive(load_settings())
+    approve_pay_rules(archive.engine, branch="SZ01")
+    return archive
 
 
 def kill_at(point: str, machines: Machines, failpoints: Path,

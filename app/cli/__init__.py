@@ -28,6 +28,7 @@ from brokerflow.app.cli import (
     level,
     operations,
     payroll,
+    policy,
     roster,
     stack,
     staff,
@@ -49,6 +50,7 @@ app.add_typer(attribution.app, name="attribution", help="client attribution (客
 app.add_typer(staff.app, name="staff", help="a CM's working life: titles, cases, notices")
 app.add_typer(evaluation.app, name="evaluation", help="quarterly 360-degree evaluation (季度考评)")
 app.add_typer(level.app, name="level", help="level changes (职级变动)")
+app.add_typer(policy.app, name="policy", help="pay-rules versions (薪酬办法, approved by filing)")
 documents.register(app)
 stack.register(app)
 operations.register(app)

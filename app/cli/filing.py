@@ -36,6 +36,7 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import Filing, WaitingStep
+from brokerflow.payroll.pay_rules import attach_pay_rules, validate_pay_rules
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -63,8 +64,15 @@ def submit(
         help="a UTF-8 text file (the request) or a PDF (attachment)")] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="only record it; do not start the chain on Prefect")] = False,
+    policy: Annotated[Path | None, typer.Option(
+        metavar="FILE", help="pay_rules: the policy TOML that takes effect once approved")] = None,
+    effective_month: Annotated[str | None, typer.Option(
+        metavar="YYYY-MM", help="pay_rules: the first month the policy applies to")] = None,
     as_user: AsUser = None,
 ) -> None:
+    policy_text = _pay_rules_input(kind, policy, effective_month)
+    if policy_text is not None and body is None and file is None:
+        body = f"报批本团队薪酬办法，自 {effective_month} 起执行（附薪酬办法全文）。"
     if (body is None) == (file is None):
         raise BadInput("give the request as --body TEXT or --file FILE (one of them)",
                        column="--body")
@@ -89,10 +97,38 @@ def submit(
     with new_session(archive.engine) as session:
         filing = create_filing(session, branch=branch, kind=kind, subject=subject, body=text,
                                submitter=actor, attachments=attachments)
+        if policy_text is not None:
+            assert filing.id is not None and effective_month is not None
+            attach_pay_rules(session, branch=branch, filing_id=filing.id,
+                             policy_text=policy_text, effective_month=effective_month,
+                             file=str(policy))
         session.commit()
-    print(f"filing {filing.id} submitted")
+    print(f"filing {filing.id} submitted" + (
+        f" (pay rules effective {effective_month} once approved)" if policy_text else ""))
     if not no_start:
         print(f"flow run {start_deployment('filing-chain/filing-chain', {'filing_id': filing.id})}")
+
+
+def _pay_rules_input(kind: str, policy: Path | None, effective_month: str | None) -> str | None:
+    """The validated policy text of a ``pay_rules`` filing (exit 2 before anything is
+    written when it is missing or bad); None for other kinds, which take neither option."""
+    if kind != "pay_rules":
+        if policy is not None or effective_month is not None:
+            raise BadInput("--policy and --effective-month are for --kind pay_rules only",
+                           column="--policy")
+        return None
+    if policy is None or effective_month is None:
+        raise BadInput("pay rules need --policy FILE (the policy TOML) and "
+                       "--effective-month YYYY-MM", column="--policy")
+    try:
+        text = policy.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput("no such file", file=str(policy)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the policy ({exc.__class__.__name__})",
+                       file=str(policy)) from None
+    validate_pay_rules(text, effective_month=effective_month, file=str(policy))
+    return text
 
 
 @app.command("status", help="where a filing stands")

@@ -82,39 +82,47 @@ def close(
         metavar="DIR", help="CRM export directory: uploaded to crm/<branch>/<YYYY-MM>/ in the "
         "bucket, where the closing reads it (default: what is there already)")] = None,
     policy: Annotated[Path | None, typer.Option(
-        metavar="FILE", help="a policy file on the worker (development mode only)")] = None,
+        metavar="FILE", help="close with this policy instead of the approved pay rules "
+        "(admin only; PAY then says the policy is not approved)")] = None,
     as_user: AsUser = None,
 ) -> None:
     """Start the monthly-closing deployment for a branch and month, as an identified user
-    with a closing role of that branch (the run records who started it)."""
+    with a closing role of that branch (the run records who started it).  The closing uses
+    the branch's approved pay rules in force for the month; an admin may give ``--policy``."""
     from brokerflow.app.crm_exports import upload_export
     from brokerflow.kernel.calendar import Month
+    from brokerflow.payroll.pay_rules import active_pay_rules, missing_pay_rules_message
+    from brokerflow.payroll.policy import load_policy
     from brokerflow.payroll.starts import closing_refusal, issue_start_ticket
 
     try:
         Month.parse(month)
     except ValueError:
         raise BadInput("month must be YYYY-MM", column="--month") from None
+    policy_text = None
+    if policy is not None:
+        load_policy(policy)  # exit 2 naming the key before anything happens
+        policy_text = policy.read_text(encoding="utf-8")
     archive = the_archive(prepare_bucket=data is not None)
     actor = signed_in(archive, as_user)
-    refusal = closing_refusal(actor, branch=branch)
+    refusal = closing_refusal(actor, branch=branch, explicit_policy=policy is not None)
     if refusal is not None:
         raise archive.deny(actor, "close", f"payroll {branch} {month}", refusal)
+    if policy_text is None:
+        with new_session(archive.engine) as session:
+            if active_pay_rules(session, branch=branch, month=month) is None:
+                raise BadInput(missing_pay_rules_message(branch, month), column="--policy")
     parameters: dict[str, Any] = {"branch": branch, "month": month}
-    if policy is not None:
-        if not archive.settings.dev:
-            raise BadInput("a policy file on the worker is for development only "
-                           "(BROKERFLOW_DEV=1); the closing uses the packaged policy",
-                           column="--policy")
-        parameters["policy"] = str(policy.resolve())
     if data is not None:
         uploaded = upload_export(archive, directory=data, branch=branch, month=month,
                                  actor=actor)
         print(f"uploaded {', '.join(uploaded)} to crm/{branch}/{month}/")
     with new_session(archive.engine) as session:
         parameters["ticket"] = issue_start_ticket(session, actor=actor, branch=branch,
-                                                  month=month)
+                                                  month=month, policy_text=policy_text)
         session.commit()
+    if policy_text is not None:
+        print(f"closing with the policy {policy} (not approved: PAY says so)")
     print(f"flow run {start_deployment('monthly-closing/monthly-closing', parameters)}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from brokerflow.app.sample.crm import write_export
 from tests.support.paths import DATA
 
-__all__ = ["MONTH", "POLICY", "client_row", "staff_row", "write_export"]
+__all__ = ["MONTH", "POLICY", "approve_pay_rules", "client_row", "staff_row", "write_export"]
 
 POLICY = DATA / "policy_simple.toml"
 MONTH = "2026-10"
@@ -33,3 +33,32 @@ def staff_row(cm_id: str, **values: Any) -> dict[str, Any]:
 def client_row(client_id: str, cm_id: str, **values: Any) -> dict[str, Any]:
     return {**CLIENT_DEFAULTS, "client_id": client_id, "cm_id": cm_id, **values}
 
+
+
+def approve_pay_rules(engine: Any, *, branch: str = "SZ01", policy: Any = None,
+                      effective_month: str = "2000-01") -> int:
+    """Opening data for tests that are about something else: ``branch``'s pay rules as if a
+    ``pay_rules`` filing had been approved (the chain itself is tested in test_pay_rules).
+    Returns the version."""
+    from pathlib import Path
+
+    from sqlmodel import Session
+
+    from brokerflow.kernel.models import Filing
+    from brokerflow.payroll.pay_rules import attach_pay_rules, settle_pay_rules
+    from brokerflow.payroll.policy import DEFAULT_POLICY
+
+    text = Path(policy or DEFAULT_POLICY).read_text(encoding="utf-8")
+    with Session(engine) as session:
+        filing = Filing(branch=branch, kind="pay_rules", subject="薪酬办法（测试开户数据）",
+                        submitter_id="(opening data)", status="approved")
+        session.add(filing)
+        session.flush()
+        assert filing.id is not None
+        attach_pay_rules(session, branch=branch, filing_id=filing.id, policy_text=text,
+                         effective_month=effective_month)
+        rules = settle_pay_rules(session, filing_id=filing.id, outcome="approved",
+                                 filing_serial="(opening data)", result_serial="")
+        session.commit()
+        assert rules is not None and rules.version is not None
+        return rules.version
