@@ -368,7 +368,8 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
             assert run is not None
             decisions = load_decisions(session, request_key=key, revision=run.revision,
                                        zone=archive.zone)
-        if run.status == ClosingStatus.CLOSED:
+        if run.status == ClosingStatus.CLOSED:  # re-executed after closing: finish the RPT
+            archive_business_reports(archive, run, pas_serial=run.signed_serial)
             return run.signed_serial
         state = progress(PAYROLL_CHAIN, decisions)
         if isinstance(state, Waiting):

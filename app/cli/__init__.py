@@ -29,6 +29,7 @@ from brokerflow.app.cli import (
     operations,
     payroll,
     policy,
+    report,
     roster,
     stack,
     staff,
@@ -51,6 +52,8 @@ app.add_typer(staff.app, name="staff", help="a CM's working life: titles, cases,
 app.add_typer(evaluation.app, name="evaluation", help="quarterly 360-degree evaluation (季度考评)")
 app.add_typer(level.app, name="level", help="level changes (职级变动)")
 app.add_typer(policy.app, name="policy", help="pay-rules versions (薪酬办法, approved by filing)")
+app.add_typer(report.app, name="report",
+              help="business reports (营业部业务月报, half-year and year reports)")
 documents.register(app)
 stack.register(app)
 operations.register(app)
