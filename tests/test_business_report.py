@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.service import Archive
 from brokerflow.flows.business_report import archive_business_reports, report_key
-from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.models import AuditEvent, LevelChange, PayrollRun, TitleRecord
+from brokerflow.kernel.models import AuditEvent, LevelChange, TitleRecord
 from brokerflow.payroll.business_report import (
     StaffChange,
     build_month_report,
@@ -32,8 +31,8 @@ from brokerflow.payroll.business_report import (
 )
 from brokerflow.payroll.records import run_lines
 from brokerflow.payroll.report_records import closed_month_report, period_report
-from tests.support.chain_driver import ChainDriver
-from tests.support.payroll_data import POLICY, client_row, staff_row, write_export
+from tests.support.closings import close_month
+from tests.support.payroll_data import client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
 
 
@@ -174,33 +173,6 @@ def test_who_may_read_a_branch_report() -> None:
 # --------------------------------------------------------------------------- with the closing
 
 
-def _close(archive: Archive, export: Path, month: str) -> PayrollRun:
-    """Close ``month`` of SZ01 as tests/test_closing_lifecycle.py does: the sign-off by the
-    chief accountant, deputy and branch manager; the closed run."""
-    with new_session(archive.engine) as session:
-        before = session.exec(select(PayrollRun.id)).all()
-
-    def latest() -> PayrollRun | None:
-        with new_session(archive.engine) as session:
-            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
-        return run if run is not None and run.id not in before else None
-
-    chain = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=month, policy=str(POLICY),
-                                data_dir=str(export), wait="pause", poll_interval=0.1,
-                                attribution_source="crm"),
-        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
-        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
-    ).start()
-    chain.wait_paused()
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
-    assert chain.join().startswith("SZ01-PAS-")
-    run = latest()
-    assert run is not None and run.status == "closed"
-    return run
-
-
 MAY, JUNE = "2026-05", "2026-06"
 
 
@@ -268,7 +240,7 @@ def test_the_closing_archives_rpt_after_pas_and_june_archives_the_half_year(
         tmp_path: Path) -> None:
     _approved_changes(archive)
     may_export, june_export = _exports(tmp_path / "crm")
-    may, june = _close(archive, may_export, MAY), _close(archive, june_export, JUNE)
+    may, june = close_month(archive, may_export, MAY), close_month(archive, june_export, JUNE)
     assert may.rpt_serial.startswith("SZ01-RPT-2026-") and june.rpt_serial.startswith(
         "SZ01-RPT-2026-")
     found = archive.search(SearchFilter(doc_type="RPT", branch="SZ01"), actor=user("comp1"))

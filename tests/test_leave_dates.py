@@ -9,17 +9,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.archive.service import Archive, DocumentSpec
-from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, AuthenticationFailed
-from brokerflow.kernel.models import PayrollCarry, PayrollRun
+from brokerflow.kernel.models import PayrollCarry
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.policy import load_policy
 from brokerflow.payroll.records import run_lines
-from tests.support.chain_driver import ChainDriver
+from tests.support.closings import close_month
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 
 LEFT = "2026-10-15"  # a Thursday: 1–15 October 2026 hold 11 working days
@@ -62,38 +61,13 @@ def test_a_row_after_the_leave_month_or_a_leave_before_the_hire_is_refused(
     assert done.code == 2 and "leave_date" in done.err and "before the hire date" in done.err
 
 
-def _close(archive: Archive, export: Path, month: str) -> PayrollRun:
-    with new_session(archive.engine) as session:
-        before = set(session.exec(select(PayrollRun.id)).all())
-
-    def latest() -> PayrollRun | None:
-        with new_session(archive.engine) as session:
-            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
-        return run if run is not None and run.id not in before else None
-
-    chain = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=month, policy=str(POLICY),
-                                data_dir=str(export), wait="pause", poll_interval=0.1,
-                                attribution_source="crm"),
-        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
-        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
-    ).start()
-    chain.wait_paused()
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
-    assert chain.join().startswith("SZ01-PAS-")
-    run = latest()
-    assert run is not None
-    return run
-
-
 @pytest.mark.usefixtures("development")
 def test_after_leaving_a_cm_drops_out_of_closings_and_keeps_balance_and_documents(
         prefect_api: None, archive: Archive, roster: None, cli, user,  # type: ignore[no-untyped-def]
         tmp_path: Path) -> None:
     october = write_export(tmp_path / "oct", staff=STAFF, clients=CLIENTS,
                            state={"cm1": {"excess_carry": "0", "risk_fund_balance": "800"}})
-    run = _close(archive, october, MONTH)
+    run = close_month(archive, october, MONTH)
     assert run.id is not None
     with new_session(archive.engine) as session:
         line = next(x for x in run_lines(session, run_id=run.id) if x["cm_id"] == "cm1")
@@ -104,7 +78,7 @@ def test_after_leaving_a_cm_drops_out_of_closings_and_keeps_balance_and_document
         staff_row("sm1", month="2026-11", position="stationed"),
         staff_row("cm2", month="2026-11", supervisor_id="sm1")],
         clients=[client_row("c2", "cm2", month="2026-11", assets="1000")])
-    later = _close(archive, november, "2026-11")
+    later = close_month(archive, november, "2026-11")
     assert later.id is not None
     with new_session(archive.engine) as session:
         paid = [x["cm_id"] for x in run_lines(session, run_id=later.id)]

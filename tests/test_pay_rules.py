@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.archive.service import Archive
 from brokerflow.flows.closing import monthly_closing
@@ -20,6 +20,7 @@ from brokerflow.kernel.staff_models import PayRulesVersion
 from brokerflow.payroll.records import run_lines
 from brokerflow.payroll.starts import issue_start_ticket
 from tests.support.chain_driver import ChainDriver
+from tests.support.closings import close_month
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
 
@@ -70,31 +71,10 @@ def _file_pay_rules(archive: Archive, cli, policy: Path, month: str,  # type: ig
     return filing_id
 
 
-def _close(archive: Archive, export: Path, *, month: str = MONTH, **parameters: str
-           ) -> tuple[PayrollRun, list[dict[str, object]]]:
+def _lines(archive: Archive, run: PayrollRun) -> list[dict[str, object]]:
+    assert run.id is not None
     with new_session(archive.engine) as session:
-        before = set(session.exec(select(PayrollRun.id)).all())
-
-    def latest() -> PayrollRun | None:
-        with new_session(archive.engine) as session:
-            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
-        return run if run is not None and run.id not in before else None
-
-    chain = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=month, data_dir=str(export),
-                                wait="pause", poll_interval=0.1, attribution_source="crm",
-                                **parameters),
-        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
-        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
-    ).start()
-    chain.wait_paused()
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
-    assert chain.join().startswith("SZ01-PAS-")
-    run = latest()
-    assert run is not None and run.id is not None
-    with new_session(archive.engine) as session:
-        return run, run_lines(session, run_id=run.id)
+        return run_lines(session, run_id=run.id)
 
 
 BAD_POLICIES = [
@@ -163,7 +143,8 @@ def test_approved_pay_rules_are_used_by_the_next_closing_and_rejected_ones_never
     _, fil_pdf = archive.get(fil, actor=user("bm1"))
     assert 'fixed_pay = "2600"' in pdf_text(fil_pdf, tmp_path)  # reviewers see the rules
 
-    run, lines = _close(archive, export)
+    run = close_month(archive, export, policy=None)
+    lines = _lines(archive, run)
     assert (run.policy_version, run.policy_filing, run.policy_note) == (1, fil, "")
     # the assistant's fixed pay of version 1 (2600 at a management score of 100)
     assert lines[0]["level"] == "assistant" and lines[0]["fixed_pay"] == "2600.00"
@@ -202,7 +183,8 @@ def test_an_explicit_policy_is_marked_not_approved(prefect_api: None, archive: A
         ticket = issue_start_ticket(session, actor=user("admin1"), branch="SZ01", month=MONTH,
                                     policy_text=policy.read_text(encoding="utf-8"))
         session.commit()
-    run, lines = _close(archive, export, ticket=ticket)
+    run = close_month(archive, export, policy=None, ticket=ticket)
+    lines = _lines(archive, run)
     assert (run.policy_version, run.policy_note, run.started_by) == (
         None, "policy not approved", "admin1")
     assert lines[0]["fixed_pay"] == "2100.00"
