@@ -246,3 +246,22 @@ DEMOTION_CHAIN = Chain(
     name="demotion",
     steps=(Step("branch_manager", "营业部经理 确认降级", frozenset({"branch_manager"})),),
 )
+
+
+#: 风险基金扣除 (seed 001 第二十五条; SPEC §8.3): proposed by the branch manager, signed by the
+#: finance manager.
+RISK_FUND_DEDUCTION_CHAIN = Chain(
+    name="risk_fund_deduction",
+    steps=(Step("finance_manager", "财务经理 审核扣除", frozenset({"finance_manager"})),),
+)
+
+
+#: 风险基金退还 (seed 001 第二十五条): 6 months after the CM left, with no client dispute or
+#: incident: finance manager, then branch manager (two different people).
+RISK_FUND_REFUND_CHAIN = Chain(
+    name="risk_fund_refund",
+    steps=(
+        Step("finance_manager", "财务经理 审核退还", frozenset({"finance_manager"})),
+        Step("branch_manager", "营业部经理 批准退还", frozenset({"branch_manager"})),
+    ),
+)

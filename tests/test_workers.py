@@ -210,7 +210,8 @@ def test_deploy_is_repeatable_and_a_worker_refuses_without_an_api(
     assert pool.type == "process"
     assert sorted(d.name for d in deployments) == [
         "approval-reminders", "client-attribution", "filing-chain", "level-change",
-        "monthly-closing", "monthly-closing-all", "quarterly-evaluation"]
+        "monthly-closing", "monthly-closing-all", "quarterly-evaluation", "risk-fund",
+        "risk-fund-refunds"]
     assert {d.work_pool_name for d in deployments} == {"brokerflow"}
     assert all(":" not in (d.entrypoint or "") and d.path is None for d in deployments)
     lonely = WorkerProcess("m3", {k: v for k, v in machines.env.items()

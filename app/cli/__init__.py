@@ -30,6 +30,7 @@ from brokerflow.app.cli import (
     payroll,
     policy,
     report,
+    risk_fund,
     roster,
     stack,
     staff,
@@ -51,6 +52,8 @@ app.add_typer(attribution.app, name="attribution", help="client attribution (客
 app.add_typer(staff.app, name="staff", help="a CM's working life: titles, cases, notices")
 app.add_typer(evaluation.app, name="evaluation", help="quarterly 360-degree evaluation (季度考评)")
 app.add_typer(level.app, name="level", help="level changes (职级变动)")
+app.add_typer(risk_fund.app, name="riskfund",
+              help="risk fund (风险基金): deductions, refunds, client disputes")
 app.add_typer(policy.app, name="policy", help="pay-rules versions (薪酬办法, approved by filing)")
 app.add_typer(report.app, name="report",
               help="business reports (营业部业务月报, half-year and year reports)")
