@@ -46,7 +46,7 @@ from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.staff_models import RiskFundMovement
 from brokerflow.kernel.vocabulary import ROLE_LABELS
-from brokerflow.payroll.risk_fund import DEDUCTION, KIND_LABELS, REFUND, cause_label, money
+from brokerflow.payroll.risk_fund import DEDUCTION, KIND_LABELS, REFUND, cause_label
 from brokerflow.payroll.risk_fund_records import (
     APPROVED,
     FINAL,
@@ -60,6 +60,7 @@ from brokerflow.payroll.risk_fund_records import (
     request_key,
     set_movement_status,
 )
+from brokerflow.payroll.rules import money
 
 REVISION = 1  # a movement is never revised: a returned one ends, a new one is proposed
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from brokerflow.kernel.calendar import Month
@@ -21,8 +21,8 @@ from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, TEAM_LEADER_ROLES, UserView
 from brokerflow.kernel.vocabulary import LEVEL_CHANGE_KINDS, LEVEL_LABELS, POSITION_LABELS
 from brokerflow.payroll.evaluation_plan import natural_key
+from brokerflow.payroll.rules import money
 
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 NO_SITE = "（未填网点）"
 TOTAL = "合计"
@@ -33,11 +33,6 @@ MONEY = ("new_value", "net_revenue", "gross", "net_pay", "risk_fund_withheld")
 READER_ROLES = BRANCH_MANAGEMENT_ROLES | TEAM_LEADER_ROLES
 
 Line = Mapping[str, Any]
-
-
-def cents(value: Decimal) -> Decimal:
-    """``value`` rounded half-up to 0.01."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass(frozen=True)
@@ -121,7 +116,7 @@ class TeamFigures:
         last, change = self.net_revenue_last, self.net_revenue_change
         if last is None or change is None or last == 0:
             return None
-        return cents(change * 100 / last)
+        return money(change * 100 / last)
 
 
 @dataclass(frozen=True)
@@ -201,15 +196,15 @@ def _count(line: Line, key: str) -> int:
 
 def _fold(team: str, lines: Iterable[Line]) -> TeamFigures:
     rows = list(lines)
-    money = {key: cents(sum((_money(line, key) for line in rows), ZERO)) for key in MONEY}
+    amounts = {key: money(sum((_money(line, key) for line in rows), ZERO)) for key in MONEY}
     return TeamFigures(team=team, staff=len(rows),
                        accounts_opened=sum(_count(line, "accounts_opened") for line in rows),
                        valid_accounts=sum(_count(line, "valid_accounts") for line in rows),
-                       **money)
+                       **amounts)
 
 
 def _revenue(lines: Iterable[Line]) -> Decimal:
-    return cents(sum((_money(line, "net_revenue") for line in lines), ZERO))
+    return money(sum((_money(line, "net_revenue") for line in lines), ZERO))
 
 
 def _by_team(lines: Iterable[Line]) -> dict[str, list[Line]]:
@@ -253,7 +248,7 @@ def build_month_report(*, branch: str, month: str, lines: Sequence[Line],
         teams.append(figures)
     total = _summed(TOTAL, teams, sum(t.staff for t in teams))
     if previous_lines is not None:
-        total = replace(total, net_revenue_last=cents(sum(
+        total = replace(total, net_revenue_last=money(sum(
             (t.net_revenue_last or ZERO for t in teams), ZERO)))
     joins = [_person(line, month, line["hire_date"]) for line in lines
              if _in_month(line.get("hire_date"), month)]
@@ -275,10 +270,10 @@ def build_month_report(*, branch: str, month: str, lines: Sequence[Line],
 
 
 def _summed(team: str, rows: Sequence[TeamFigures], staff: int) -> TeamFigures:
-    money = {key: cents(sum((getattr(r, key) for r in rows), ZERO)) for key in MONEY}
+    amounts = {key: money(sum((getattr(r, key) for r in rows), ZERO)) for key in MONEY}
     return TeamFigures(team=team, staff=staff,
                        accounts_opened=sum(r.accounts_opened for r in rows),
-                       valid_accounts=sum(r.valid_accounts for r in rows), **money)
+                       valid_accounts=sum(r.valid_accounts for r in rows), **amounts)
 
 
 def sum_reports(branch: str, period: Period | str,

@@ -15,11 +15,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
 from brokerflow.payroll.inputs import CarriedState
+from brokerflow.payroll.rules import money
 
 DEDUCTION = "deduction"
 REFUND = "refund"
@@ -39,7 +40,6 @@ REFUND_AFTER_MONTHS = 6
 PROPOSING_ROLE = "branch_manager"  # proposes a deduction
 DISPUTE_ROLE = "trading_manager"  # records and clears client disputes and incidents
 DISPUTE_KINDS: dict[str, str] = {"dispute": "客户纠纷", "incident": "责任事故"}
-CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("100000000")
 AMOUNT_PATTERN = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
 
@@ -52,11 +52,6 @@ class Movement:
     cm_id: str
     kind: str  # deduction|refund
     amount: Decimal
-
-
-def money(value: Decimal) -> Decimal:
-    """``value`` rounded half-up to the cent."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def apply_movements(state: dict[str, CarriedState],

@@ -34,9 +34,9 @@ from brokerflow.payroll.risk_fund import (
     check_deduction,
     deduction_refusal,
     dispute_refusal,
-    money,
     refund_due_date,
 )
+from brokerflow.payroll.rules import money
 
 SYSTEM = "system"  # proposes the refunds the rule makes due
 WAITING, SIGNING, APPROVED = "waiting", "signing", "approved"

@@ -25,7 +25,7 @@ from brokerflow.kernel.models import (
     WaitingStep,
 )
 from brokerflow.payroll.records import run_lines
-from tests.support.chain_driver import ChainDriver
+from tests.support.closings import close_month
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 
 pytestmark = pytest.mark.usefixtures("development")
@@ -40,27 +40,9 @@ CLIENTS = ([client_row(f"old{k}", "cm1", month=m, assets="6000000")
 
 
 def _close(archive: Archive, export: Path) -> dict[str, dict[str, object]]:
-    with new_session(archive.engine) as session:
-        before = session.exec(select(PayrollRun.id)).all()
-
-    def latest() -> PayrollRun | None:
-        with new_session(archive.engine) as session:
-            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
-        return run if run is not None and run.id not in before else None
-
-    chain = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=MONTH, policy=str(POLICY),
-                                data_dir=str(export), wait="pause", poll_interval=0.1,
-                                attribution_source="crm"),
-        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
-        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
-    ).start()
-    chain.wait_paused()
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
-    assert chain.join().startswith("SZ01-PAS-")
-    run = latest()
-    assert run is not None and run.id is not None
+    """Close MONTH through the real sign-off; its lines by CM."""
+    run = close_month(archive, export)
+    assert run.id is not None
     with new_session(archive.engine) as session:
         return {line["cm_id"]: line for line in run_lines(session, run_id=run.id)}  # type: ignore[misc]
 
@@ -152,26 +134,7 @@ def test_a_case_is_concluded_signed_off_and_fined_in_the_month_it_names(
 
 
 def _close_month(archive: Archive, export: Path, month: str) -> str:
-    with new_session(archive.engine) as session:
-        before = session.exec(select(PayrollRun.id)).all()
-
-    def latest() -> PayrollRun | None:
-        with new_session(archive.engine) as session:
-            run = session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
-        return run if run is not None and run.id not in before else None
-
-    chain = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=month, policy=str(POLICY),
-                                data_dir=str(export), wait="pause", poll_interval=0.1,
-                                attribution_source="crm"),
-        run_id=lambda: (r.flow_run_id if (r := latest()) else None),
-        attempts=lambda: (r.form_attempts if (r := latest()) else 0),
-    ).start()
-    chain.wait_paused()
-    for signer in ("ca1", "dm1", "bm1"):
-        chain.sign(signer)
-    serial: str = chain.join()
-    return serial
+    return close_month(archive, export, month).signed_serial
 
 
 def _balance(archive: Archive, month: str) -> str:
