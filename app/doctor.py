@@ -266,8 +266,15 @@ def check_workers(api_url: str, timeout: float) -> Check:
 
 
 def check_fonts() -> Check:
-    """The templates' Chinese font is installed (fontconfig)."""
-    from brokerflow.kernel.render import CJK_FONT_PACKAGE, cjk_font_families
+    """The templates' Chinese font is installed (fontconfig), and the document fonts draw
+    every character of CJK Extensions A and B (names may hold them)."""
+    from brokerflow.kernel.glyphs import CJK_EXTENSIONS
+    from brokerflow.kernel.render import (
+        CJK_FONT_PACKAGE,
+        FONT_PACKAGES,
+        cjk_font_families,
+        document_coverage,
+    )
 
     families = cjk_font_families()
     if not families:
@@ -282,8 +289,15 @@ def check_fonts() -> Check:
         return Check("fonts", WARN, f"{TEMPLATE_FONT} (the templates' font) is missing; "
                      f"documents use {matched or families[0]}; apt-get install "
                      f"{CJK_FONT_PACKAGE}")
-    return Check("fonts", OK, f"{matched or TEMPLATE_FONT}; CJK Extension A/B glyphs are not "
-                 "checked here (a render refuses a character it lacks)")
+    coverage = document_coverage()
+    gaps = []
+    for block, (first, last) in CJK_EXTENSIONS.items():
+        lacking = last - first + 1 - coverage.count(first, last)
+        gaps.append(f"{block} {'covered' if not lacking else f'lacks {lacking} characters'}")
+    if any("lacks" in gap for gap in gaps):
+        return Check("fonts", WARN, f"{matched or TEMPLATE_FONT}; {', '.join(gaps)}: names "
+                     "with them are refused; apt-get install " + " ".join(FONT_PACKAGES))
+    return Check("fonts", OK, f"{matched or TEMPLATE_FONT}; {', '.join(gaps)}")
 
 
 def server_offset(url: str, timeout: float, headers: dict[str, str] | None = None) -> float:

@@ -55,6 +55,8 @@ def archive_document(archive: Archive, spec: DocumentSpec, data: dict[str, Any],
     def render(serial: str) -> bytes:
         return shared_renderer().render_pdf(spec.doc_type, {**data, "serial": serial})
 
+    # bad data (e.g. a character no document font draws) is refused before a serial is taken
+    shared_renderer().render_html(spec.doc_type, data)
     owner = current_flow_run_id() or None
     return archive.archive_rendered(spec, render, actor=actor, owner=owner).serial
 

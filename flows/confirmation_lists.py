@@ -88,6 +88,10 @@ def archive_documents(archive: Archive, specs: list[DocumentSpec],
             [(specs[i].doc_type, {**documents[i], "serial": serial}) for i, serial in jobs],
             return_exceptions=True)
 
+    for spec, document in zip(specs, documents, strict=True):
+        # bad data (e.g. a character no document font draws) refuses the whole batch before
+        # any serial is taken: nothing half-archived
+        shared_renderer().render_html(spec.doc_type, document)
     owner = current_flow_run_id() or None
     try:
         results = archive.archive_rendered_batch(specs, render, actor=actor, owner=owner)

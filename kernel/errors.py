@@ -2,7 +2,8 @@
 
     BrokerflowError                 base; ``exit_code`` is what the CLI exits with
     ├── BadInput                    exit 2: a file, row, column (or option) is wrong
-    │   └── MonthClosed             (payroll) the month is signed; reopen it first
+    │   ├── MonthClosed             (payroll) the month is signed; reopen it first
+    │   └── MissingGlyph            (render) a character no document font draws (names U+XXXX)
     ├── UnsafeSettings              exit 2: default secrets outside development mode
     ├── MissingCJKFont              exit 2: no Chinese font installed (names the package)
     ├── MissingPostgres             exit 2: ``up --postgres`` without PostgreSQL's server binaries

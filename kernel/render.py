@@ -3,7 +3,9 @@
 One ``DocumentRenderer`` is meant to live for the whole process: it keeps the Jinja
 environment and WeasyPrint's ``FontConfiguration`` (font loading and fontconfig matching are
 the expensive part of a CJK render).  Fonts are subset by HarfBuzz when ``libharfbuzz-subset0``
-is installed, which keeps a Chinese page within a small factor of an ASCII one.
+is installed, which keeps a Chinese page within a small factor of an ASCII one.  Every page's
+text is checked against the glyphs of ``DOCUMENT_FONTS`` first (``kernel.glyphs``): a character
+none of them has is refused, naming it, instead of printing as an empty box.
 
 ``render_pdfs`` produces many documents at once (a closing's CML per CM): their HTML is made
 here, then this process and ``usable_cpus() - 1`` warm worker processes turn them into PDFs
@@ -24,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo
@@ -35,10 +37,33 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field, ValidationError
 
 from brokerflow.kernel.errors import BadInput, BrokerflowError, MissingCJKFont
+from brokerflow.kernel.glyphs import (
+    Coverage,
+    MissingGlyph,
+    field_holding,
+    html_text,
+    merge_ranges,
+    missing_characters,
+    parse_charset,
+)
 from brokerflow.kernel.resources import templates_dir
-from brokerflow.kernel.vocabulary import DECISION_LABELS, DOCUMENT_TYPES, check_doc_type
+from brokerflow.kernel.vocabulary import (
+    DECISION_LABELS,
+    DOCUMENT_TYPES,
+    LABEL_FILTERS,
+    check_doc_type,
+    label_of,
+)
 
 CJK_FONT_PACKAGE = "fonts-wqy-microhei"
+#: The families of ``body { font-family }`` in templates/base.html, in its order: a fast
+#: primary font for everyday Chinese, then fonts for the rarer characters of names (CJK
+#: Extension A: Noto; Extensions B-F: HanaMinB; G/H in part and compatibility ideographs:
+#: BabelStone Han).  Missing families are skipped.
+DOCUMENT_FONTS = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC",
+                  "Source Han Sans SC", "HanaMinB", "BabelStone Han")
+#: Debian packages of those fonts (scripts/install.sh installs them).
+FONT_PACKAGES = ("fonts-wqy-microhei", "fonts-noto-cjk", "fonts-hanazono", "fonts-babelstone-han")
 DEFAULT_TEMPLATES_DIR = templates_dir()
 #: How a signature block reads a decision (a step not signed yet: 待签).
 SIGNATURE_LABELS = {**DECISION_LABELS, "pending": "待签"}
@@ -92,6 +117,37 @@ def require_cjk_font() -> None:
         )
 
 
+@lru_cache(maxsize=1)
+def document_coverage() -> Coverage:
+    """Code points the document fonts draw: ``DOCUMENT_FONTS`` and the generic sans-serif
+    font they end with, from fontconfig's charsets (cached by fontconfig: milliseconds)."""
+    if shutil.which("fc-list") is None:
+        return merge_ranges(())
+    charsets = [subprocess.run(["fc-list", "-f", "%{charset}\n", f":family={family}"],
+                               capture_output=True, text=True, check=False).stdout
+                for family in DOCUMENT_FONTS]
+    charsets.append(subprocess.run(["fc-match", "-f", "%{charset}", "sans-serif:lang=zh-cn"],
+                                   capture_output=True, text=True, check=False).stdout)
+    return merge_ranges(r for charset in charsets for r in parse_charset(charset))
+
+
+def check_glyphs(page: str, document: str, data: Any = None) -> None:
+    """Refuse a page whose text has a character no document font draws (``MissingGlyph``,
+    exit 2), naming the characters and the field of ``data`` holding the first."""
+    missing = missing_characters(html_text(page), document_coverage())
+    if missing:
+        raise MissingGlyph(missing, document, field_holding(data, missing[0]))
+
+
+def check_text_glyphs(fields: dict[str, str], document: str) -> None:
+    """Refuse user text (``{option: text}``) holding a character no document font draws,
+    before anything is written (``MissingGlyph`` naming the option, exit 2)."""
+    for name, text in fields.items():
+        missing = missing_characters(text, document_coverage())
+        if missing:
+            raise MissingGlyph(missing, document, name)
+
+
 class DocumentRenderer:
     """Renders a document type's template with data, to HTML or to PDF bytes."""
 
@@ -111,11 +167,16 @@ class DocumentRenderer:
             undefined=StrictUndefined,
         )
         self.env.globals["decision_label"] = lambda d: SIGNATURE_LABELS.get(d, d)
+        for name, labels in LABEL_FILTERS.items():  # codes are never shown raw: {{ x|level_label }}
+            self.env.filters[name] = partial(label_of, labels)
+        self.env.filters["decision_label"] = partial(label_of, SIGNATURE_LABELS)
         self.font_config = FontConfiguration()
         self._pool: ProcessPoolExecutor | None = None  # render_pdfs' workers, once needed
         self._pool_size = 0
 
     def render_html(self, doc_type: str, data: DocumentData | dict[str, Any]) -> str:
+        """The document's HTML; refuses (``MissingGlyph``) text the document fonts cannot draw
+        -- the step ``render_pdf`` and ``render_pdfs`` share, before WeasyPrint."""
         check_doc_type(doc_type)
         doc = data if isinstance(data, DocumentData) else parse_document_data(data, file="data")
         context = doc.model_dump()
@@ -127,10 +188,12 @@ class DocumentRenderer:
         except TemplateNotFound:
             raise BadInput(f"no template for document type {doc_type}") from None
         try:
-            return template.render(**context)
+            page = template.render(**context)
         except UndefinedError as exc:
             raise BadInput(f"{doc_type} document data lacks a field: {exc.message}",
                            column="body") from None
+        check_glyphs(page, f"{doc_type} document {doc.subject!r}", context)
+        return page
 
     def render_pdf(self, doc_type: str, data: DocumentData | dict[str, Any]) -> bytes:
         """One document as PDF bytes."""

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Install everything brokerflow needs on a fresh Debian machine:
-# system packages (CJK font, HarfBuzz subsetter for fast PDF fonts, Pango, poppler-utils)
+# system packages (CJK fonts, HarfBuzz subsetter for fast PDF fonts, Pango, poppler-utils)
 # and a virtual environment in .venv with the pinned Python dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# fonts-wqy-microhei: Chinese text in PDFs; libharfbuzz-subset0: fast font subsetting;
+# fonts-wqy-microhei: Chinese text in PDFs (the fast primary font); the rarer characters of
+# names fall back to fonts-noto-cjk (CJK Extension A), fonts-hanazono (HanaMinB: Extensions
+# B-F) and fonts-babelstone-han (Extensions G/H in part); together about 90 MB download,
+# 190 MB installed.  libharfbuzz-subset0: fast font subsetting;
 # poppler-utils: pdftotext/pdffonts (tests); postgresql: server binaries for the PostgreSQL tests;
 # chromium + chromium-driver: the browser tests of the Prefect UI and the archive page
-APT_PACKAGES=(fonts-wqy-microhei fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
-              poppler-utils postgresql chromium chromium-driver)
+APT_PACKAGES=(fonts-wqy-microhei fonts-noto-cjk fonts-hanazono fonts-babelstone-han fontconfig
+              libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils postgresql
+              chromium chromium-driver)
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 missing=()

@@ -94,6 +94,10 @@ def submit(
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise BadInput("neither a PDF nor UTF-8 text", file=str(file)) from None
+    from brokerflow.kernel.render import check_text_glyphs
+
+    check_text_glyphs({"--subject": subject, "--body" if body is not None else "--file": text},
+                      "filing")
     with new_session(archive.engine) as session:
         filing = create_filing(session, branch=branch, kind=kind, subject=subject, body=text,
                                submitter=actor, attachments=attachments)
