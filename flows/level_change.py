@@ -21,6 +21,7 @@ from prefect import flow
 from brokerflow.approvals.chain import Chain, Decision, Finished, Waiting, progress
 from brokerflow.approvals.decisions import clear_waiting, load_decisions
 from brokerflow.approvals.level_changes import (
+    DEMOTION_REASONS,
     chain_for,
     effective_month,
     level_label,
@@ -35,6 +36,7 @@ from brokerflow.approvals.level_records import (
     request_key,
     set_change_status,
 )
+from brokerflow.approvals.run_labels import level_change_run_name
 from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
@@ -51,7 +53,12 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import LevelChange
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
-from brokerflow.kernel.vocabulary import LEVEL_CHANGE_KINDS, ROLE_LABELS, LevelChangeStatus
+from brokerflow.kernel.vocabulary import (
+    FLAG_LABELS,
+    LEVEL_CHANGE_KINDS,
+    ROLE_LABELS,
+    LevelChangeStatus,
+)
 
 FINAL = (LevelChangeStatus.APPROVED, LevelChangeStatus.REJECTED, LevelChangeStatus.RETURNED)
 #: The closing line's figures the notice shows (SPEC §6.3/§8.1 keys), with their labels.
@@ -73,6 +80,14 @@ def _headline(change: LevelChange) -> str:
             f"{level_label(change.from_title)}→{level_label(change.to_title)}")
 
 
+def shown_reason(reason: str) -> str:
+    """A change's reason as a person reads it: a proposing flag's code left out
+    (``score_demotion_due: 连续两个月…`` reads ``连续两个月…``)."""
+    parts = [part.split(": ", 1) for part in reason.split("；")]
+    return "；".join(p[1] if len(p) == 2 and p[0] in DEMOTION_REASONS else ": ".join(p)
+                    for p in parts)
+
+
 def _proposer(change: LevelChange, names: dict[str, str]) -> str:
     if change.proposed_by == SYSTEM:
         return "系统（月度结算或季度考评提出）"
@@ -89,9 +104,9 @@ def figures(line: dict[str, Any] | None) -> list[dict[str, str]]:
         if value is None or value == "" or value == []:
             continue
         if key in LEVEL_FIGURES:
-            text = f"{level_label(str(value))}（{value}）"
+            text = level_label(str(value))
         elif key == "flags":
-            text = ", ".join(str(flag) for flag in value)
+            text = "；".join(FLAG_LABELS.get(str(flag), str(flag)) for flag in value)
         else:
             text = str(value)
         shown.append({"name": label, "value": text})
@@ -116,9 +131,9 @@ def _archive_notice(archive: Archive, change: LevelChange, chain: Chain,
         "body": {
             "cm_id": change.cm_id, "cm_name": cm_name,
             "kind": LEVEL_CHANGE_KINDS.get(change.kind, change.kind),
-            "from_title": f"{level_label(change.from_title)}（{change.from_title or '-'}）",
-            "to_title": f"{level_label(change.to_title)}（{change.to_title}）",
-            "reason": change.reason, "basis_month": change.month,
+            "from_title": level_label(change.from_title),
+            "to_title": level_label(change.to_title),
+            "reason": shown_reason(change.reason), "basis_month": change.month,
             "approved_month": approved_month,
             "effective_month": effective_month(approved_month),
             "proposed_by": _proposer(change, names),
@@ -152,7 +167,8 @@ def _take_signature(archive: Archive, change: LevelChange, chain: Chain, waiting
         subject=f"{_cm_name(archive, change)}（{cm_id}）{_headline(change)}；事由："
                 f"{change.reason}；依据 {change.month} 结算",
         serial="（批准后归档职级变动通知 LVL）", pdf_url="", submitter_id=change.proposed_by,
-        branch=change.branch,
+        branch=change.branch, run_name=level_change_run_name(change.branch, cm_id,
+                                                             _headline(change)),
         extra_check=lambda answer: signer_refusal(str(answer.signer).strip(), step=step,
                                                   cm_id=cm_id, reporting_line=line),
     )

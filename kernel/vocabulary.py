@@ -131,6 +131,19 @@ def level_rank(level: str) -> int:
     return LEVEL_ORDER.index(level)
 
 
+#: Flags of a pay line (payroll/rules.py and the §8.1 level outlook, payroll/lifecycle.py), as
+#: PAY, PAS and LVL show them.
+FLAG_LABELS: dict[str, str] = {
+    "trainee": "见习期", "score_below_60": "考核得分低于60", "left": "本月离职",
+    "unqualified_reduction": "未取得从业资格，提成减发", "excess_carried": "超额奖励结转下月",
+    "deemed_resigned": "旷工视为自动离职", "personal_leave_over_limit": "事假超过年度上限",
+    "shortfall": "应发不足（记为0）", "promotion_eligible": "可申请晋升",
+    "trainee_conversion_due": "见习期满待转正", "demotion_due": "资产未达聘任职级，应降级",
+    "score_demotion_due": "连续两月考核低于60，应降级",
+    "termination_right": "营业部有权解除聘用关系",
+}
+
+
 class Position(StrEnum):
     CM = "cm"
     STATIONED = "stationed"
@@ -173,6 +186,7 @@ DOCUMENT_TYPES: dict[str, str] = {
     "LVL": "职级变动通知",
     "EVL": "季度考评结果",
     "RFD": "风险基金扣除/退还审批单",
+    "PSL": "工资条",
 }
 
 
@@ -193,6 +207,28 @@ EVALUATION_FLAG_LABELS: dict[str, str] = {
     "below_60": "低于60分（待岗培训）", "convert_to_cm": "转为销售类客户经理（待营业部经理确认）",
     "group_missing": "有评价组未评", "star": "明星客户经理",
 }
+
+
+#: The label filters of the document templates: filter name → code → what a person reads.
+LABEL_FILTERS: dict[str, dict[str, str]] = {
+    "level_label": LEVEL_LABELS,
+    "position_label": {**ROLE_LABELS, **POSITION_LABELS, "regional_assistant": "区域经理助理"},
+    "flag_label": {**EVALUATION_FLAG_LABELS, **FLAG_LABELS},
+    "status_label": STATUS_LABELS,
+    "role_label": ROLE_LABELS,
+    "department_label": DEPARTMENT_LABELS,
+    "level_change_label": LEVEL_CHANGE_KINDS,
+    "policy_note_label": {"policy not approved": "薪酬办法未经批准（由系统管理员指定）"},
+}
+
+
+def label_of(labels: dict[str, str], code: object) -> str:
+    """What a person reads for ``code``: its label, the code itself when it has none (an
+    older code, free text), empty for none."""
+    if code is None:
+        return ""
+    text = str(code)
+    return labels.get(text, text)
 
 
 def check_doc_type(doc_type: str, *, column: str = "--type") -> str:

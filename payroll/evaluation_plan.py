@@ -22,6 +22,7 @@ from typing import Any, Final
 
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
+from brokerflow.kernel.ordering import natural_key as natural_key  # re-exported
 from brokerflow.payroll.evaluation import (
     CM_FORM,
     GROUPS,
@@ -46,12 +47,6 @@ FORM_LABELS: Final = {"cm": "附件一 客户经理考核评价表",
                       "team": "团队考核评价表", "team_comment": "团队考核评价表·总经理评语"}
 MAX_COMMENT_CHARS: Final = 2_000
 NUMBER: Final = re.compile(r"-?[0-9]{1,6}(\.[0-9]{1,12})?")  # form_total says what is wrong
-
-
-def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """Sort key putting ``cm2`` before ``cm10``."""
-    return tuple((0, int(part)) if part.isdigit() else (1, part)
-                 for part in re.split(r"([0-9]+)", text) if part)
 
 
 @dataclass(frozen=True)

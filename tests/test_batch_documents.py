@@ -28,7 +28,7 @@ NAMES = ["王堃昇", "李秀英", "张伟", "刘芳", "陈静", "杨磊", "黄�
 
 def cml(cm_id: str, cm_name: str, clients: int, *, month: str = "2026-10",
         serial: str = "") -> dict[str, Any]:
-    """CML data of ``clients`` clients (from 22 on the list needs a second page)."""
+    """CML data of ``clients`` clients (from 26 on the list needs a second page)."""
     return {
         "branch": "SZ01", "serial": serial, "subject": f"{month} 客户确认清单：{cm_name}",
         "body": {"cm_id": cm_id, "cm_name": cm_name, "month": month, "clients": [
@@ -52,7 +52,7 @@ def test_rendered_together_on_two_processes_each_pdf_is_the_one_render_pdf_makes
     tmp_path: Path,
 ) -> None:
     renderer = DocumentRenderer()
-    documents = [("CML", cml(f"cm{i}", f"客户经理{NAMES[i]}", 8 + 4 * i,
+    documents = [("CML", cml(f"cm{i}", f"客户经理{NAMES[i]}", 8 + 5 * i,
                              serial=f"SZ01-CML-2026-{i + 1:06d}")) for i in range(6)]
     documents.append(("PAY", {"branch": "SZ01", "serial": "SZ01-PAY-2026-000009",
                               "subject": "2026年10月客户经理薪酬", "body": {

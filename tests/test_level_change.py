@@ -190,7 +190,7 @@ def test_an_eligible_promotion_is_signed_in_order_archives_lvl_and_takes_effect_
     _, pdf = archive.get(serial, actor=user("cm1"))  # the CM reads their own notice
     text = pdf_text(pdf, tmp_path)
     for expected in ("职级变动通知", "杨帆", "cm1", "晋升", "经理", "高级", "韩梅", "卫东", "周涛",
-                     "业绩属实，同意晋升", "考核合格", effective, "promotion_eligible"):
+                     "业绩属实，同意晋升", "考核合格", effective, "可申请晋升"):
         assert expected in text, expected
     with new_session(archive.engine) as session:
         records = title_history(session, branch="SZ01", cm_id="cm1")
@@ -282,9 +282,10 @@ def test_a_demotion_the_closing_proposes_is_confirmed_by_the_branch_manager(
         assert current_title(session, branch="SZ01", cm_id="cm3", month=before) is None
         assert current_title(session, branch="SZ01", cm_id="cm3", month=effective) == "assistant"
     text = pdf_text(archive.get(serial, actor=user("cm3"))[1], tmp_path)
-    for expected in ("降级", "经理", "助理", "score_demotion_due", "确认降级", "周涛", "尤佳",
-                     "系统"):
+    for expected in ("降级", "经理", "助理", "连续两个月月度绩效考核得分低于60分", "确认降级",
+                     "周涛", "尤佳", "系统"):
         assert expected in text, expected
+    assert "score_demotion_due" not in text and "manager" not in text  # labels, never codes
 
 
 # --------------------------------------------------------------------------- (d) rejected

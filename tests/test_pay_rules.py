@@ -189,4 +189,4 @@ def test_an_explicit_policy_is_marked_not_approved(prefect_api: None, archive: A
         None, "policy not approved", "admin1")
     assert lines[0]["fixed_pay"] == "2100.00"
     _, pay = archive.get(run.pay_serial, actor=user("bm1"))
-    assert "policy not approved" in pdf_text(pay, tmp_path)
+    assert "薪酬办法未经批准" in pdf_text(pay, tmp_path)
