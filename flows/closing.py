@@ -15,6 +15,7 @@ import json
 import tempfile
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -30,6 +31,7 @@ from brokerflow.approvals.attributions import EffectiveAttributions, effective_a
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
 from brokerflow.approvals.decisions import clear_waiting, load_decisions
 from brokerflow.approvals.level_records import propose_demotions
+from brokerflow.approvals.run_labels import payroll_run_name
 from brokerflow.approvals.signing import SigningRequest, claim_on, take_signature, user_names
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
 from brokerflow.archive.index import mark_superseded
@@ -38,12 +40,14 @@ from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.business_report import archive_business_reports
 from brokerflow.flows.confirmation_lists import archive_confirmation_lists
 from brokerflow.flows.leases import held_lease
+from brokerflow.flows.payslips import archive_payslips
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import Month, month_end, previous_month, utcnow
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollRun, User, UserRole
+from brokerflow.kernel.ordering import natural_key
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.vocabulary import ClosingStatus
@@ -191,7 +195,9 @@ def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                 risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The data of the PAY report (and, with signatures, of the signed PAS): the lines, the
     pay rules used (version and the filing that approved them, or "policy not approved") and
-    the month's risk-fund movements."""
+    the month's risk-fund movements.  Lines in natural id order (cm2 before cm10), with the
+    合计 of their counted columns."""
+    lines = sorted(lines, key=lambda line: natural_key(str(line.get("cm_id", ""))))
     return {
         "branch": run.branch,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
@@ -201,9 +207,23 @@ def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                  "policy_approval": json.loads(run.figures).get("policy", {}).get("approval",
                                                                                  ""),
                  "policy_note": run.policy_note,
-                 "lines": lines, "risk_fund_movements": risk_fund or []},
+                 "lines": lines, "line_totals": line_totals(lines),
+                 "risk_fund_movements": risk_fund or []},
         "signatures": signatures,
     }
+
+
+#: PAY columns with a 合计 (money as strings with two decimals; valid_accounts a count).
+TOTALLED = ("valid_accounts", "fixed_pay", "commission", "gross", "risk_fund_withheld",
+            "net_pay")
+
+
+def line_totals(lines: list[dict[str, Any]]) -> dict[str, str]:
+    """The 合计 row of PAY: each ``TOTALLED`` column summed over the lines."""
+    sums = {key: sum((Decimal(str(line.get(key) or 0)) for line in lines), Decimal(0))
+            for key in TOTALLED}
+    return {key: str(int(value)) if key == "valid_accounts" else f"{value:.2f}"
+            for key, value in sums.items()}
 
 
 def _risk_fund_rows(archive: Archive, run: PayrollRun) -> list[dict[str, Any]]:
@@ -370,6 +390,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                                        zone=archive.zone)
         if run.status == ClosingStatus.CLOSED:  # re-executed after closing: finish the RPT
             archive_business_reports(archive, run, pas_serial=run.signed_serial)
+            archive_payslips(archive, run, pas_serial=run.signed_serial, actor=preparer)
             return run.signed_serial
         state = progress(PAYROLL_CHAIN, decisions)
         if isinstance(state, Waiting):
@@ -381,7 +402,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                         f"{json.loads(run.totals)['net_pay']}, {len(lines)} staff",
                 serial=run.pay_serial, pdf_url=archive.document_link(run.pay_serial),
                 submitter_id="",  # prepared by the system; the chief accountant signs first
-                branch=branch,
+                branch=branch, run_name=payroll_run_name(branch, month),
             )
             take_signature(archive.engine, request, state, decisions,
                            claim_attempt=claim_on(PayrollRun, run_pk), run_id=run_id, mode=mode,
@@ -428,4 +449,5 @@ def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[
                      details={"revision": run.revision, "pay": run.pay_serial, "pas": serial})
         session.commit()
     archive_business_reports(archive, run, pas_serial=serial)  # RPT, after the PAS
+    archive_payslips(archive, run, pas_serial=serial, actor=preparer)  # PSL per CM
     return serial

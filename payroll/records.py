@@ -20,6 +20,7 @@ from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
 from brokerflow.payroll.rules import PayLine, PayrollResult
+from brokerflow.payroll.workings import working_rows
 
 OPEN_STATUSES = ("draft", "signing", "rejected", "returned", "reopened")
 
@@ -99,7 +100,8 @@ def record_run(session: Session, *, branch: str, month: str, result: PayrollResu
     session.flush()
     assert run.id is not None
     for line in result.lines:
-        data = line_json(line) | _business_keys(line)
+        data = line_json(line) | _business_keys(line) | {
+            "workings": working_rows(line.workings)}  # the payslip's (PSL) formulas
         session.add(PayrollLineRecord(run_id=run.id, cm_id=line.cm_id,
                                       line=json.dumps(data, ensure_ascii=False)))
     # the month's carried state is replaced, never added to: re-runs do not apply it twice
@@ -177,7 +179,7 @@ def later_months(session: Session, *, branch: str, month: str) -> list[str]:
 def run_lines(session: Session, *, run_id: int) -> list[dict[str, object]]:
     rows = session.exec(select(PayrollLineRecord).where(PayrollLineRecord.run_id == run_id)
                         .order_by(col(PayrollLineRecord.cm_id)))
-    return [json.loads(r.line) for r in rows]
+    return [{k: v for k, v in json.loads(r.line).items() if k != "workings"} for r in rows]
 
 
 def set_status(session: Session, *, run: PayrollRun, status: str) -> None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
+from brokerflow.payroll import pay_items as items
 from brokerflow.payroll.inputs import CarriedState, ClientRow, StaffRow
 from brokerflow.payroll.lifecycle import (
     LOW_SCORE,
@@ -26,16 +27,12 @@ from brokerflow.payroll.lifecycle import (
     year_to_date_applies,
 )
 from brokerflow.payroll.policy import LevelPolicy, Policy
+from brokerflow.payroll.workings import CENT, SCORE_STEP, ZERO, Item, money, score4
 
-CENT = Decimal("0.01")
-SCORE_STEP = Decimal("0.0001")
-ZERO = Decimal("0")
+__all__ = ["CENT", "SCORE_STEP", "ZERO", "PayLine", "PayrollResult", "compute_payroll",
+           "fold_clients", "money", "score4", "staff_for_month"]
 HUNDRED = Decimal("100")
 SCORE_MIN, SCORE_MAX = Decimal("0.5"), Decimal("1.2")
-#: Seed 001 第三十条 / SPEC §4: fixed amounts that are rules, not branch policy.
-LATE_DEDUCTION = Decimal("50")
-SICK_DAYS_FREE = Decimal("3")
-RISK_FUND_RATE = Decimal("0.05")
 MGMT_DEDUCTIONS = (  # (staff field, points per unit)
     ("sick_leave_days", Decimal("5")), ("personal_leave_days", Decimal("10")),
     ("late_count", Decimal("5")), ("no_event_count", Decimal("10")),
@@ -44,18 +41,6 @@ MGMT_DEDUCTIONS = (  # (staff field, points per unit)
     ("complaint_count", Decimal("20")),
 )
 DEEMED_RESIGNED_HALF_DAYS = 6
-
-
-def money(value: Decimal) -> Decimal:
-    """``value`` rounded half-up to 0.01; a zero is always ``0.00``, never ``-0.00``."""
-    rounded = value.quantize(CENT, rounding=ROUND_HALF_UP)
-    return rounded if rounded else rounded.copy_abs()
-
-
-def score4(value: Decimal) -> Decimal:
-    """``value`` rounded half-up to 0.0001; a zero is always ``0.0000``."""
-    rounded = value.quantize(SCORE_STEP, rounding=ROUND_HALF_UP)
-    return rounded if rounded else rounded.copy_abs()
 
 
 @dataclass
@@ -182,6 +167,8 @@ class PayLine:
     supervisor_id: str = ""
     hire_date: date | None = None
     leave_date: date | None = None
+    # SPEC §9: how each line item was computed (the payslip PSL), in payslip order
+    workings: tuple[Item, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -257,34 +244,6 @@ def monthly_score(*, valid: int, new_value: Decimal, net_revenue: Decimal, level
     return score4(min(SCORE_MAX, max(SCORE_MIN, raw)))
 
 
-def worked_share(staff: StaffRow, month: Month, policy: Policy) -> Decimal:
-    """The share of the month's fixed pay and allowances earned by a CM who left in it
-    (SPEC §8.3): working days (Monday–Friday) from the 1st to the leave date, over
-    ``working_days_per_month`` — the seed's daily pay; 1 for everyone else, and never above."""
-    left = staff.leave_date
-    if left is None or (left.year, left.month) != (month.year, month.month):
-        return Decimal(1)
-    worked = sum(1 for day in range(1, left.day + 1)
-                 if date(left.year, left.month, day).weekday() < 5)
-    return min(Decimal(1), Decimal(worked) / policy.working_days_per_month)
-
-
-def attendance_deduction(staff: StaffRow, *, level: LevelPolicy, fixed_pay: Decimal,
-                         policy: Policy) -> Decimal:
-    daily = level.fixed_pay / policy.working_days_per_month
-    total = LATE_DEDUCTION * staff.late_count + daily * staff.personal_leave_days
-    if staff.sick_leave_days > SICK_DAYS_FREE:
-        total += daily * staff.sick_leave_days
-    h = staff.absent_half_days
-    if h == 1:
-        total += daily * 2
-    elif h in (2, 3):
-        total += daily * 5
-    elif h >= 4:
-        total += fixed_pay
-    return money(total)
-
-
 def compute_payroll(
     *, month: str, staff: list[StaffRow], figures: dict[str, ClientFigures], policy: Policy,
     state: dict[str, CarriedState],
@@ -325,36 +284,33 @@ def compute_payroll(
             prev_score=carried.prev_score if history else None, score=score,
             months_since_hire=tenure, trainee_months=policy.trainee_months)
         flags |= outlook.flags
-        share = worked_share(s, current, policy)
+        share = items.worked_share(s, current, policy)
         if s.leave_date is not None:
             flags.add("left")
-        fixed_pay = money(level.fixed_pay * management / HUNDRED * share)
-        commission_raw = revenue * level.commission_base * score
-        if not s.qualified and tenure >= policy.unqualified_after_months:
-            commission_raw *= policy.unqualified_factor
+        fixed = items.fixed_pay(level=level, mgmt_score=management, share=share)
+        reduced = not s.qualified and tenure >= policy.unqualified_after_months
+        if reduced:
             flags.add("unqualified_reduction")
-        commission = money(commission_raw)
-        opening_bonus = money(policy.opening_bonus_per_account * f.valid_accounts)
-        # earned is neither a line item nor reported: not rounded (SPEC §4); paid and carry are
-        earned = ZERO
-        if not s.mainly_ipo_or_fund:
-            earned = max(ZERO, new_value - level.value_standard) * policy.excess_award_rate
-        available = carried.excess_carry + earned
-        excess_paid = money(min(available, policy.excess_award_monthly_cap))
-        carry_out = money(available - excess_paid)
-        if carry_out > 0:
+        commission = items.commission(net_revenue=revenue, level=level, score=score,
+                                      reduced_by=policy.unqualified_factor if reduced else None)
+        opening = items.opening_bonus(valid_accounts=f.valid_accounts, policy=policy)
+        excess, carry = items.excess_award(new_value=new_value, level=level, policy=policy,
+                                           carry_in=carried.excess_carry,
+                                           mainly_ipo_or_fund=s.mainly_ipo_or_fund)
+        if carry.value > 0:
             flags.add("excess_carried")
-        fund_commission = money(f.fund_sales * policy.fund_commission_rate)
-        managed = ZERO
+        fund = items.fund_commission(fund_sales=f.fund_sales, policy=policy)
+        managed = []
         if s.position in ("stationed", "regional"):
-            managed = sum((net_revenue[o.cm_id] for o in reports.get(s.cm_id, ())
-                           if o.position == "cm"
-                           or (s.position == "regional" and o.position == "stationed")), ZERO)
-        management_commission = money(managed * policy.management_commission_rate)
+            managed = [(f"{o.name}（{o.cm_id}）", net_revenue[o.cm_id])
+                       for o in reports.get(s.cm_id, ())
+                       if o.position == "cm"
+                       or (s.position == "regional" and o.position == "stationed")]
+        management_commission = items.management_commission(
+            managed=managed, policy=policy, position=s.position)
         position = policy.positions[s.position]
-        allowance = money(position.management_allowance * share)
-        transport = money(level.transport_allowance * share)
-        attendance = attendance_deduction(s, level=level, fixed_pay=fixed_pay, policy=policy)
+        allowance, transport = items.allowances(position=position, level=level, share=share)
+        attendance = items.attendance_deduction(s, level=level, fixed=fixed, policy=policy)
         year_to_date = year_to_date_applies(carried, current)
         ytd_absent = (carried.ytd_absent_half_days if year_to_date else 0) + s.absent_half_days
         ytd_leave = money((carried.ytd_personal_leave_days if year_to_date else ZERO)
@@ -364,39 +320,39 @@ def compute_payroll(
             flags.add("deemed_resigned")
         if ytd_leave > YEAR_PERSONAL_LEAVE_DAYS_LIMIT:
             flags.add("personal_leave_over_limit")
-        fines = money(s.fines)
+        fines, malicious = items.fines(s, policy=policy)
         # seed 001 第二十七条4: fixed pay held while a malicious-account case is open
-        malicious_fine = money(s.confirmed_malicious_accounts
-                               * policy.malicious_fine_per_account)
-        released = ZERO if s.under_investigation else money(carried.withheld_fixed_pay)
-        gross = (fixed_pay + commission + opening_bonus + excess_paid + fund_commission
-                 + management_commission + allowance + transport + released - attendance
-                 - fines - malicious_fine)
-        held = min(fixed_pay, max(ZERO, gross)) if s.under_investigation else ZERO
-        gross -= held
-        if gross < 0:
-            gross = ZERO
+        released = items.released_pay(withheld_before=carried.withheld_fixed_pay,
+                                      under_investigation=s.under_investigation)
+        held, gross, short = items.gross(
+            added=(fixed, commission, opening, excess, fund, management_commission, allowance,
+                   transport, released), deducted=(attendance, fines, malicious), fixed=fixed,
+            under_investigation=s.under_investigation)
+        if short:
             flags.add("shortfall")
-        room = max(ZERO, position.risk_fund_cap - carried.risk_fund_balance)
-        withheld = max(ZERO, min(money(gross * RISK_FUND_RATE), room))
+        withheld, balance, net = items.risk_fund(gross_pay=gross, position=position,
+                                                 balance_before=carried.risk_fund_balance)
+        withheld_pay = items.withheld_pay(before=carried.withheld_fixed_pay, held=held,
+                                          released=released)
         lines.append(PayLine(
             cm_id=s.cm_id, name=s.name, position=s.position, level=level.name,
             valid_accounts=f.valid_accounts, new_value=new_value, net_revenue=revenue,
-            avg_assets_3m=avg_assets, mgmt_score=management, score=score, fixed_pay=fixed_pay,
-            commission=commission, opening_bonus=opening_bonus, excess_value_award=excess_paid,
-            excess_carry_out=carry_out, fund_commission=fund_commission,
-            management_commission=management_commission, management_allowance=allowance,
-            transport_allowance=transport, attendance_deduction=attendance, fines=fines,
-            gross=gross, risk_fund_withheld=withheld,
-            risk_fund_balance=money(carried.risk_fund_balance + withheld),
-            net_pay=gross - withheld,
-            flags=tuple(sorted(flags)),
+            avg_assets_3m=avg_assets, mgmt_score=management, score=score,
+            fixed_pay=fixed.value, commission=commission.value, opening_bonus=opening.value,
+            excess_value_award=excess.value, excess_carry_out=carry.value,
+            fund_commission=fund.value, management_commission=management_commission.value,
+            management_allowance=allowance.value, transport_allowance=transport.value,
+            attendance_deduction=attendance.value, fines=fines.value, gross=gross.value,
+            risk_fund_withheld=withheld.value, risk_fund_balance=balance.value,
+            net_pay=net.value, flags=tuple(sorted(flags)),
             asset_level=asset, title=title, title_next=outlook.title_next,
-            fixed_pay_withheld=held, fixed_pay_released=released,
-            malicious_fine=malicious_fine,
-            withheld_fixed_pay=money(carried.withheld_fixed_pay + held - released),
+            fixed_pay_withheld=held.value, fixed_pay_released=released.value,
+            malicious_fine=malicious.value, withheld_fixed_pay=withheld_pay.value,
             ytd_absent_half_days=ytd_absent, ytd_personal_leave_days=ytd_leave,
             accounts_opened=f.accounts_opened, site=s.site, supervisor_id=s.supervisor_id,
             hire_date=s.hire_date, leave_date=s.leave_date,
+            workings=(fixed, commission, opening, excess, fund, management_commission,
+                      allowance, transport, released, attendance, fines, malicious, held,
+                      gross, withheld, net, carry, balance, withheld_pay),
         ))
     return PayrollResult(month=month, lines=tuple(lines))

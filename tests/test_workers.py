@@ -193,7 +193,8 @@ def test_monthly_closing_goes_on_on_the_other_worker_and_pays_once(
     assert_intact(archive, run_ids=[run_id])
     types = sorted(e.serial.split("-")[1] for e in archive.search(
         SearchFilter(), actor=archive.authenticate("bm1", "pw-bm1")))
-    assert types == ["PAS", "PAY", "RPT"]  # one of each: no orphan, no duplicate
+    # one of each (a payslip per CM): no orphan, no duplicate
+    assert types == ["PAS", "PAY", "PSL", "PSL", "PSL", "RPT"]
 
 
 def test_deploy_is_repeatable_and_a_worker_refuses_without_an_api(
