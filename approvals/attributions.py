@@ -25,7 +25,7 @@ from brokerflow.kernel.idnumbers import (
     mask_last4,
     validate_id_number,
 )
-from brokerflow.kernel.models import Attribution, ClientIdentity, User
+from brokerflow.kernel.models import ArchiveEntry, Attribution, ClientIdentity, User
 from brokerflow.kernel.vocabulary import AttributionStatus
 
 LIVE = (AttributionStatus.PENDING, AttributionStatus.CONFLICT, AttributionStatus.EFFECTIVE)
@@ -33,6 +33,11 @@ LIVE = (AttributionStatus.PENDING, AttributionStatus.CONFLICT, AttributionStatus
 
 def request_key(attribution_id: int) -> str:
     return f"attribution:{attribution_id}"
+
+
+def signed_key(attribution_id: int) -> str:
+    """The subject key of the CNF archived when the chain ends (one per attribution)."""
+    return f"{request_key(attribution_id)}:signed"
 
 
 def preregister(
@@ -199,6 +204,15 @@ def effective_attributions(session: Session, *, branch: str) -> EffectiveAttribu
     return EffectiveAttributions({k: tuple(v) for k, v in spans.items()}, malicious)
 
 
+def signed_serial(session: Session, *, attribution_id: int) -> str:
+    """The serial of the attribution's signed record (the CNF archived when its chain ended),
+    or "" while none is archived."""
+    serial = session.exec(select(ArchiveEntry.serial).where(
+        ArchiveEntry.doc_type == "CNF",
+        ArchiveEntry.subject_key == signed_key(attribution_id))).first()
+    return serial or ""
+
+
 def attribution_record(session: Session, attribution: Attribution) -> dict[str, object]:
     """An attribution as the command line shows it: the client's ID number masked."""
     identity = session.get(ClientIdentity, attribution.id_hash)
@@ -211,6 +225,7 @@ def attribution_record(session: Session, attribution: Attribution) -> dict[str, 
         "status": attribution.status, "asset_size": attribution.asset_size,
         "conflict_with": attribution.conflict_with, "resolution": attribution.resolution,
         "confirmation_serial": attribution.confirmation_serial,
+        "signed_serial": signed_serial(session, attribution_id=attribution.id or 0),
         "created_at": attribution.created_at.isoformat(),
         "effective_at": attribution.effective_at.isoformat() if attribution.effective_at
         else None,

@@ -5,6 +5,12 @@ archived, signed by the client in person (collected by the counter clerk; the sy
 signs for a client) → first review (counter clerk or back office) → trading dept manager
 review (resolves a conflict: keep or transfer) → finance manager and branch manager (both, any
 order) → trading dept manager enters the attribution with the account number: effective now.
+
+At the end the chain's record is archived as a second CNF (its own subject key, ``:signed``):
+客户确认登记表（签批生效） with the account number, the effective time and every review
+decision, or （未通过）/（退回） with the decisions taken.  The registration CNF stays current
+(it is the form the client signed); the signed one names its serial, and ``attribution show``
+names the signed one (``signed_serial``, looked up in the archive index).
 """
 
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
@@ -20,31 +26,39 @@ from brokerflow.approvals.attributions import (
     preregister,
     request_key,
     resolve_conflict,
+    signed_key,
 )
 from brokerflow.approvals.chain import ATTRIBUTION_CHAIN, Decision, Waiting, progress
 from brokerflow.approvals.decisions import clear_waiting, load_decisions
 from brokerflow.approvals.forms import ConflictReviewForm, EntryForm, PreregisterForm, SignForm
+from brokerflow.approvals.run_labels import attribution_run_name
 from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
     claim_on,
     take_signature,
     update_row,
+    user_names,
 )
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
 from brokerflow.kernel.audit import append_audit
+from brokerflow.kernel.calendar import local_minute
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BrokerflowError
 from brokerflow.kernel.idnumbers import mask_last4
 from brokerflow.kernel.models import Attribution, AuditEvent, ClientIdentity, User
 from brokerflow.kernel.roster import get_user_view, identify
 from brokerflow.kernel.settings import Settings, load_settings
-from brokerflow.kernel.vocabulary import AttributionStatus, DecisionKind
+from brokerflow.kernel.vocabulary import ROLE_LABELS, AttributionStatus, DecisionKind
 
 FINAL = ("effective", "ended", "rejected", "returned")
+#: The signed record's title by how the chain ended ("ended": effective, then transferred).
+SIGNED_TITLES = {"effective": "客户确认登记表（签批生效）", "ended": "客户确认登记表（签批生效）",
+                 "rejected": "客户确认登记表（未通过）", "returned": "客户确认登记表（退回）"}
+RESOLUTION_LABELS = {"keep": "维持原归属", "transfer": "变更归属"}
 
 
 def _confirmation_form(archive: Archive, attribution: Attribution) -> str:
@@ -67,6 +81,70 @@ def _confirmation_form(archive: Archive, attribution: Attribution) -> str:
                         subject_key=request_key(attribution.id), cm_id=attribution.cm_id,
                         source=f"attribution {attribution.id}")
     return archive_step(archive, spec, data, actor=registrar)
+
+
+def _signed_confirmation(archive: Archive, attribution: Attribution,
+                         decisions: list[Decision]) -> str:
+    """Archive the chain's record as a CNF filed under the CM (masked ID only): the account
+    number and effective time, every review decision in the signature block; its serial, or
+    "" when nobody signed (nothing to record)."""
+    assert attribution.id is not None
+    if not decisions:
+        return ""
+    names = user_names(archive.engine, [d.signer_id for d in decisions])
+    with new_session(archive.engine) as session:
+        identity = session.get(ClientIdentity, attribution.id_hash)
+        cm = session.get(User, attribution.cm_id)
+        archiver = get_user_view(session, decisions[-1].signer_id)
+    assert identity is not None and cm is not None and archiver is not None
+    title = SIGNED_TITLES[attribution.status]
+    effective = (local_minute(attribution.effective_at, archive.zone)
+                 if attribution.effective_at is not None else "")
+    subject = f"客户归属确认：{identity.name} → {cm.name}（{cm.user_id}）"
+    body: dict[str, object] = {
+        "client_name": identity.name, "masked_id": mask_last4(identity.id_last4),
+        "asset_size": attribution.asset_size, "cm_name": cm.name, "cm_id": cm.user_id,
+        "team": attribution.team, "outcome": title.removeprefix("客户确认登记表").strip("（）"),
+        "client_id": attribution.client_id or "", "effective_at": effective,
+        "registration_serial": attribution.confirmation_serial,
+        "conflict_with": f"#{attribution.conflict_with}" if attribution.conflict_with else "",
+        "resolution": RESOLUTION_LABELS.get(attribution.resolution, attribution.resolution),
+        "client_signature": f"见登记表 {attribution.confirmation_serial}（客户本人现场签字，"
+                            "由柜台人员采集；系统不代客户签字）",
+    }
+    data: dict[str, object] = {
+        "branch": attribution.branch, "subject": subject, "title": title, "body": body,
+        "signatures": [
+            {"role": f"{ATTRIBUTION_CHAIN.step(d.step).label}"
+                     f"（{ROLE_LABELS.get(d.role, d.role)}）",
+             "name": names.get(d.signer_id, d.signer_id), "decision": d.decision,
+             "time": d.at, "opinion": d.opinion}
+            for d in decisions
+        ],
+    }
+    spec = DocumentSpec(branch=attribution.branch, doc_type="CNF", subject=subject,
+                        subject_key=signed_key(attribution.id), cm_id=attribution.cm_id,
+                        source=f"attribution {attribution.id}")
+    return archive_step(archive, spec, data, actor=archiver)
+
+
+def _ended(archive: Archive, attribution: Attribution, decisions: list[Decision]) -> str:
+    """A final attribution: make sure its signed record is archived (a re-run finds the one
+    archived before); its status."""
+    assert attribution.id is not None
+    serial = _signed_confirmation(archive, attribution, decisions)
+    if serial:
+        with new_session(archive.engine) as session:
+            archived = session.exec(select(AuditEvent).where(
+                AuditEvent.request_key == request_key(attribution.id),
+                AuditEvent.action == "attribution-signed-archived")).first()
+            if archived is None:
+                append_audit(session, actor_id="system", action="attribution-signed-archived",
+                             request_key=request_key(attribution.id),
+                             details={"status": attribution.status, "cnf": serial,
+                                      "registration": attribution.confirmation_serial})
+                session.commit()
+    return attribution.status
 
 
 def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
@@ -107,6 +185,8 @@ def _step_request(archive: Archive, attribution: Attribution, waiting: Waiting,
         serial=attribution.confirmation_serial,
         pdf_url=archive.document_link(attribution.confirmation_serial),
         submitter_id=attribution.registered_by, branch=attribution.branch,
+        run_name=attribution_run_name(attribution.client_id or f"#{attribution.id}",
+                                      attribution.cm_id),
         form_type=form_type, extra_check=extra_check,  # type: ignore[arg-type]
     )
 
@@ -133,6 +213,7 @@ def _apply_decisions(archive: Archive, attribution_id: int, decisions: list[Deci
 
 def _finish(archive: Archive, attribution_id: int, outcome: str,
             decisions: list[Decision]) -> str:
+    """Record how the chain ended (effective: from this moment); the status."""
     with new_session(archive.engine) as session:
         attribution = get_attribution(session, attribution_id=attribution_id)
         if attribution.status in FINAL:
@@ -227,7 +308,7 @@ def _verify(archive: Archive, attribution_id: int, *, run_id: str, mode: WaitMod
             decisions = load_decisions(session, request_key=request_key(attribution_id),
                                        revision=1, zone=archive.zone)
         if attribution.status in FINAL:
-            return attribution.status
+            return _ended(archive, attribution, decisions)
         if not attribution.confirmation_serial:
             update_row(archive.engine, Attribution, attribution_id,
                        confirmation_serial=_confirmation_form(archive, attribution))
@@ -236,10 +317,11 @@ def _verify(archive: Archive, attribution_id: int, *, run_id: str, mode: WaitMod
         with new_session(archive.engine) as session:
             attribution = get_attribution(session, attribution_id=attribution_id)
         if attribution.status in FINAL:
-            return attribution.status
+            return _ended(archive, attribution, decisions)
         state = progress(ATTRIBUTION_CHAIN, decisions)
         if not isinstance(state, Waiting):
-            return _finish(archive, attribution_id, state.outcome, decisions)
+            _finish(archive, attribution_id, state.outcome, decisions)
+            continue  # archives the signed record from the row as committed
 
         take_signature(archive.engine, _step_request(archive, attribution, state, decisions),
                        state, decisions, claim_attempt=claim_on(Attribution, attribution_id),

@@ -95,6 +95,7 @@ def evl_body(plan: Plan, evaluation: QuarterEvaluation, forms: list[Submitted], 
             "remark": scored.comment if scored else "",
             "gm_comment": remark.comment if remark else "",
             "gm": _who(plan, remark.evaluator) if remark else "",
+            "at": scored.at if scored else "", "gm_at": remark.at if remark else "",
         })
     return {
         "quarter": evaluation.quarter, "deadline": deadline, "closed": closed,
@@ -104,4 +105,19 @@ def evl_body(plan: Plan, evaluation: QuarterEvaluation, forms: list[Submitted], 
         "group_labels": [GROUP_HEADS[g] for g in GROUPS], "weights": weights_text(),
         "results": results, "forms": received,
         "missing": [_missing(plan, s) for s in outstanding(plan, filled)], "teams": teams,
+        "submitters": submitters(plan, forms),
     }
+
+
+def submitters(plan: Plan, forms: list[Submitted]) -> list[dict[str, str]]:
+    """Who submitted forms (natural id order): their groups, how many, first and last time."""
+    rows = []
+    for evaluator in sorted({f.evaluator for f in forms}, key=natural_key):
+        theirs = [f for f in forms if f.evaluator == evaluator]
+        times = sorted(f.at for f in theirs if f.at)
+        groups = sorted({f.group for f in theirs}, key=group_order)
+        rows.append({"evaluator": _who(plan, evaluator),
+                     "groups": "、".join(_group(g) for g in groups),
+                     "count": str(len(theirs)),
+                     "first": times[0] if times else "", "last": times[-1] if times else ""})
+    return rows

@@ -10,13 +10,21 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from brokerflow.approvals.attributions import effective_attributions, make_effective, preregister
+from brokerflow.approvals.attributions import (
+    effective_attributions,
+    make_effective,
+    preregister,
+    request_key,
+    signed_serial,
+)
+from brokerflow.approvals.signing import unbind_dead_run
 from brokerflow.archive.service import Archive
 from brokerflow.flows.attribution import client_attribution
 from brokerflow.flows.closing import counted_by_attribution
 from brokerflow.flows.confirmation_lists import archive_confirmation_lists
+from brokerflow.kernel.calendar import local_minute
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.models import Attribution, ClientIdentity
+from brokerflow.kernel.models import ArchiveEntry, Attribution, ClientIdentity
 from brokerflow.payroll.compute import compute_from_directory
 from tests.support.chain_driver import ChainDriver
 from tests.support.databases import stored_bytes
@@ -132,8 +140,49 @@ def test_verification_happy_path_with_masked_id_everywhere(
     assert ID_A not in caplog.text
 
 
+def _signed(archive: Archive, attribution_id: int) -> str:
+    with new_session(archive.engine) as session:
+        return signed_serial(session, attribution_id=attribution_id)
+
+
+def test_effective_attribution_archives_the_signed_confirmation(
+    prefect_api: None, archive: Archive, roster: None, cli, user, tmp_path: Path
+) -> None:
+    attribution_id = _preregister(cli, "cm1", ID_A)
+    chain = _verify(archive, attribution_id)
+    _through(chain, "A0009")
+    assert chain.join() == "effective"
+    attribution = _attribution(archive, attribution_id)
+    serial = _signed(archive, attribution_id)
+    assert serial.startswith("SZ01-CNF-") and serial != attribution.confirmation_serial
+    _, pdf = archive.get(serial, actor=user("cm1"))  # filed under the CM: the CM reads it
+    text = pdf_text(pdf, tmp_path)
+    assert "签批生效" in text and "A0009" in text and "杨帆" in text
+    assert attribution.effective_at is not None
+    assert local_minute(attribution.effective_at, archive.zone) in text
+    assert attribution.confirmation_serial in text  # names the form the client signed
+    for name in ("褚燕", "陈杰", "周涛", "冯刚"):  # the trading manager signs twice
+        assert name in text, name
+    assert text.count("陈杰") >= 2 and text.count("同意") >= 5
+    for opinion in ("签字核对无误", "归属无误", "录入"):
+        assert opinion in text
+    assert "**************002X" in text and ID_A not in text
+    # a new run of the finished chain (its run handed over) finds the record: no second one
+    with new_session(archive.engine) as session:
+        unbind_dead_run(session, Attribution, attribution_id, actor_id="system",
+                        request_key=request_key(attribution_id), reason="test")
+        session.commit()
+    assert client_attribution(attribution_id=attribution_id, wait="pause") == "effective"
+    with new_session(archive.engine) as session:
+        cnfs = session.exec(select(ArchiveEntry).where(ArchiveEntry.doc_type == "CNF")).all()
+    assert sorted(e.serial for e in cnfs) == sorted([attribution.confirmation_serial, serial])
+    assert all(e.status == "current" for e in cnfs)  # the registration form stays current
+    shown = cli("attribution", "show", "A0009", user="tm1")
+    assert shown.code == 0 and f'"signed_serial": "{serial}"' in shown.out
+
+
 def test_conflict_transfer_keep_and_malicious(
-    prefect_api: None, archive: Archive, roster: None, cli
+    prefect_api: None, archive: Archive, roster: None, cli, user, tmp_path: Path
 ) -> None:
     first = _preregister(cli, "cm1", ID_B)
     chain = _verify(archive, first)
@@ -165,6 +214,9 @@ def test_conflict_transfer_keep_and_malicious(
                   "decision": "reject", "opinion": "归属不变"})
     assert chain.join() == "rejected"
     assert _attribution(archive, second).status == "effective"
+    _, record = archive.get(_signed(archive, third), actor=user("tm1"))
+    text = pdf_text(record, tmp_path)
+    assert "未通过" in text and "维持原归属" in text and "归属不变" in text
 
     assert cli("attribution", "flag-malicious", "B0001", "--reason", "x", user="cc1").code == 3
     flagged = cli("attribution", "flag-malicious", "B0001", "--reason", "批量恶意开户",
@@ -238,11 +290,15 @@ def test_preregistration_from_the_prefect_ui_leaves_no_id_number_in_prefect(
 
     run_name = "ui-preregistration-test"
 
+    found: list[str] = []  # the chain renames its run once it waits for a signature
+
     def run_id() -> str | None:
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-        return str(runs[0].id) if runs else None
+        if not found:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+            found.extend(str(r.id) for r in runs[:1])
+        return found[0] if found else None
 
     def rows() -> int:
         with new_session(archive.engine) as session:

@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from brokerflow.archive.service import Archive
 from brokerflow.flows.quarterly_evaluation import quarterly_evaluation
-from brokerflow.kernel.calendar import previous_quarter, quarter_months, utcnow
+from brokerflow.kernel.calendar import local_minute, previous_quarter, quarter_months, utcnow
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
@@ -269,13 +269,17 @@ def test_every_form_in_archives_evl_with_the_computed_results(
         evaluation = session.exec(select(Evaluation)).one()
         assert (evaluation.status, evaluation.evl_serial, evaluation.closed_reason) == (
             "archived", serial, "all_in")
-        assert len(session.exec(select(EvaluationForm)).all()) == 21
+        forms = session.exec(select(EvaluationForm)).all()
+        assert len(forms) == 21
         assert session.get(WaitingStep, KEY) is None
         assert session.exec(select(LevelChange)).all() == []
         assert session.exec(select(StaffNotice)).all() == []
         refused = session.exec(select(AuditEvent).where(AuditEvent.request_key == KEY,
                                                         AuditEvent.action == "refused")).all()
     assert len(refused) == 5
+    # who submitted each form, and when (as the branch reads the clock)
+    assert "评价表提交人" in text and "提交时间" in text
+    assert local_minute(forms[0].submitted_at, archive.zone) in text
     assert all("pw-" not in e.content for e in refused)
 
 
