@@ -22,6 +22,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 
+from brokerflow.approvals.inbox import inbox_view
+from brokerflow.approvals.inbox_records import waiting_for
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import is_busy, new_session, read_session, unavailable
@@ -49,8 +51,10 @@ def security_headers(nonce: str) -> dict[str, str]:
     }
 
 
-def create_app(archive: Archive) -> FastAPI:
-    """The web app over one ``Archive`` (database + object store)."""
+def create_app(archive: Archive, *, prefect_ui: str | None = None) -> FastAPI:
+    """The web app over one ``Archive`` (database + object store); ``prefect_ui``: the Prefect
+    UI the inbox links runs to (default: this process's Prefect settings, or the local
+    stack's)."""
     app = FastAPI(title="brokerflow archive", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SessionMiddleware, secret_key=archive.settings.secret_key,
                        session_cookie="brokerflow_session", same_site="strict",
@@ -111,6 +115,15 @@ def create_app(archive: Archive) -> FastAPI:
         return page(request, "message.html", status_code=503, user=None,
                     message="The archive's database is busy; nothing was changed. Try again "
                             "in a minute. (数据库繁忙，请稍后再试)")
+
+    def inbox_rows(user: UserView) -> list[dict[str, str]]:
+        """待我签批 for ``user``: the steps they may sign now (SPEC §9)."""
+        with read_session(archive.engine) as session:
+            items = waiting_for(session, user=user, zone=archive.zone)
+        if not items:
+            return []
+        return inbox_view(items, prefect_ui=prefect_ui or _prefect_ui(), zone=archive.zone,
+                          pdf_link=lambda serial: f"/documents/{quote(serial, safe='')}.pdf")
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request) -> Response:
@@ -176,7 +189,7 @@ def create_app(archive: Archive) -> FastAPI:
                 error = str(exc)
         return page(request, "search.html", status_code=400 if error else 200, user=user,
                     query=query, rows=rows, error=error, types=DOCUMENT_TYPES,
-                    searched=bool(any(query.values())))
+                    searched=bool(any(query.values())), inbox=inbox_rows(user))
 
     @app.get("/documents/{serial}.pdf")
     def document(request: Request, serial: str) -> Response:
@@ -201,6 +214,15 @@ def create_app(archive: Archive) -> FastAPI:
             "X-Content-SHA256": entry.sha256, "Cache-Control": "no-store"})
 
     return app
+
+
+def _prefect_ui() -> str:
+    """The Prefect UI's address: this process's Prefect settings, or the local stack's."""
+    from brokerflow.app.runs import use_local_stack_api
+    from brokerflow.approvals.waiting import prefect_ui_url
+
+    use_local_stack_api()
+    return prefect_ui_url()
 
 
 def serve_web(*, host: str, port: int) -> None:

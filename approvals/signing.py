@@ -1,8 +1,10 @@
 """One signature on one step, as a flow takes it, and the rows a flow run drives.
 
-``take_signature`` shows the step's form (``approvals.waiting``), checks the answer against the
-chain's rules (``approvals.chain``) and the roster, and records the decision or the refusal
-(``approvals.decisions``) in the transaction that advances the request's form counter.
+``take_signature`` names and tags the flow run for the step (``approvals.run_labels``: the
+roles that may sign now), shows the step's form (``approvals.waiting``), checks the answer
+against the chain's rules (``approvals.chain``) and the roster, and records the decision or
+the refusal (``approvals.decisions``) in the transaction that advances the request's form
+counter.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from brokerflow.approvals.decisions import (
     record_refusal,
 )
 from brokerflow.approvals.forms import NamingForm, SignForm, describe_waiting
-from brokerflow.approvals.waiting import WaitMode, awaited_form
+from brokerflow.approvals.run_labels import waiting_tags
+from brokerflow.approvals.waiting import WaitMode, awaited_form, label_current_run
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.errors import AccessDenied, NotFound
@@ -123,6 +126,8 @@ class SigningRequest:
     branch: str | None = None  # signers must be staff of this branch (branch-signed chains)
     form_type: type[SignForm] | None = None  # a step-specific form with more fields
     extra_check: Callable[[Any], str | None] | None = None  # refusal reason for those fields
+    run_name: str = ""  # what the Prefect UI calls the run (``run_labels``); '' keeps its name
+    home_branch: str = ""  # the branch the request is of (its tag), when not ``branch``
 
 
 def take_signature(
@@ -147,6 +152,8 @@ def take_signature(
                            step=waiting.step.name, flow_run_id=run_id)
         last_refusal = row.last_refusal
         session.commit()
+    label_current_run(name=request.run_name or None, add=waiting_tags(
+        branch=request.home_branch or request.branch, roles=waiting.may_sign))
     description = describe_waiting(
         title=request.title, subject=request.subject, serial=request.serial,
         pdf_url=request.pdf_url, waiting=waiting, decisions=decisions,

@@ -14,12 +14,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
+from brokerflow.approvals.run_labels import AWAIT_PREFIX, moved_tags
 from brokerflow.kernel.failpoints import failpoint
 from brokerflow.kernel.periodic import repeating
 
@@ -202,5 +203,46 @@ def waking_when(due: Callable[[], bool], *, run_input: dict[str, Any],
         yield
 
 
+def label_run(flow_run_id: str, *, name: str | None = None, add: Sequence[str] = (),
+              drop_prefixes: Sequence[str] = (AWAIT_PREFIX,)) -> bool:
+    """Rename a run and move its tags (``run_labels.moved_tags``); whether Prefect took it.
+
+    Labels never break a chain: any trouble is logged as a warning and the chain goes on.
+    """
+    if not flow_run_id:
+        return False
+    from prefect.client.orchestration import get_client
+
+    try:
+        with get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            tags = moved_tags(list(run.tags or []), add=add, drop_prefixes=drop_prefixes)
+            if tags == list(run.tags or []) and (name is None or name == run.name):
+                return True
+            client.update_flow_run(UUID(flow_run_id), name=name, tags=tags)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a label is never worth a failed chain
+        log.warning("flow run %s not relabelled: %s", flow_run_id, exc)
+        return False
+
+
+def label_current_run(*, name: str | None = None, add: Sequence[str] = (),
+                      drop_prefixes: Sequence[str] = (AWAIT_PREFIX,)) -> bool:
+    """``label_run`` on the flow run this code runs in (False outside one)."""
+    return label_run(current_flow_run_id(), name=name, add=add, drop_prefixes=drop_prefixes)
+
+
+def clear_await_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: a run that ended waits for nobody (its ``await:`` tags go)."""
+    label_run(str(flow_run.id))
+
+
+def prefect_ui_url() -> str:
+    """The Prefect UI's address as this process's settings give it ('' when unknown)."""
+    from prefect.settings import get_current_settings
+
+    return str(get_current_settings().ui_url or "")
+
+
 #: Every approval flow's ``on_completion``, ``on_failure`` and ``on_cancellation`` hooks.
-ANSWER_HOOKS: list[Any] = [discard_answers_hook]
+ANSWER_HOOKS: list[Any] = [discard_answers_hook, clear_await_hook]

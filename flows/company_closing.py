@@ -145,7 +145,7 @@ def _start_branch(archive: Archive, *, branch: str, month: str, key: str, starte
             session.commit()
     # not as a subflow: a subflow cannot be suspended for its sign-off
     run = run_deployment(BRANCH_DEPLOYMENT, timeout=0, idempotency_key=key, as_subflow=False,
-                         flow_run_name=f"月度结算 {branch} {month}",
+                         flow_run_name=f"薪酬 {branch} {month}",
                          tags=[f"branch:{branch}", "company-closing"],
                          parameters={"branch": branch, "month": month, "ticket": ticket,
                                      **parameters})

@@ -31,6 +31,7 @@ from brokerflow.approvals.forms import (
     describe_return,
     describe_submission,
 )
+from brokerflow.approvals.run_labels import filing_run_name, waiting_tags
 from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
@@ -40,7 +41,13 @@ from brokerflow.approvals.signing import (
     update_row,
     user_names,
 )
-from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, awaited_form, current_flow_run_id
+from brokerflow.approvals.waiting import (
+    ANSWER_HOOKS,
+    WaitMode,
+    awaited_form,
+    current_flow_run_id,
+    label_current_run,
+)
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
@@ -85,29 +92,36 @@ def _archive_request_document(archive: Archive, filing: Filing) -> str:
     return archive_step(archive, spec, data, actor=submitter)
 
 
-def _archive_result_document(
-    archive: Archive, filing: Filing, outcome: str, decisions: list[Decision]
-) -> str:
-    """The FOP: every opinion, signer and time, sent back to the branch."""
-    assert filing.id is not None
-    names = user_names(archive.engine, [d.signer_id for d in decisions])
+def result_document_data(filing: Filing, outcome: str, decisions: list[Decision],
+                         names: dict[str, str]) -> dict[str, Any]:
+    """The FOP's data: each opinion once -- the countersigning departments' under 会签意见
+    (``body.opinions``), every other step's in the 签批单 (``signatures``).  Pure."""
     departments = [f"{DEPARTMENT_LABELS.get(d, d)}（{d}）"
                    for d in next((d.departments for d in decisions if d.departments), ())]
     opinions = [
-        {"department": (DEPARTMENT_LABELS.get(d.department, d.department) if d.department
-                        else FILING_CHAIN.step(d.step).label),
+        {"department": DEPARTMENT_LABELS.get(d.department, d.department),
          "name": names.get(d.signer_id, d.signer_id), "decision": d.decision,
          "time": d.at, "opinion": d.opinion}
-        for d in decisions
+        for d in decisions if d.department
     ]
-    data = {
+    return {
         "branch": filing.branch, "subject": filing.subject,
         "body": {"filing_serial": filing.current_serial, "countersign_departments": departments,
                  "outcome": OUTCOME_LABELS.get(outcome, outcome), "opinions": opinions},
-        "signatures": [{"role": FILING_CHAIN.step(d.step).label, "name": o["name"],
+        "signatures": [{"role": FILING_CHAIN.step(d.step).label,
+                        "name": names.get(d.signer_id, d.signer_id),
                         "decision": d.decision, "time": d.at, "opinion": d.opinion}
-                       for d, o in zip(decisions, opinions, strict=True)],
+                       for d in decisions if not d.department],
     }
+
+
+def _archive_result_document(
+    archive: Archive, filing: Filing, outcome: str, decisions: list[Decision]
+) -> str:
+    """The FOP, sent back to the branch (``result_document_data``)."""
+    assert filing.id is not None
+    names = user_names(archive.engine, [d.signer_id for d in decisions])
+    data = result_document_data(filing, outcome, decisions, names)
     office = [d.signer_id for d in decisions if d.step == "office_complete"]
     sender_id = office[0] if office else decisions[-1].signer_id
     with new_session(archive.engine) as session:
@@ -131,6 +145,7 @@ def _take_signature(
         attempt=filing.form_attempts, title=f"报批 Filing #{filing_id} (revision "
         f"{filing.revision})", subject=filing.subject, serial=filing.current_serial,
         pdf_url=archive.document_link(filing.current_serial), submitter_id=filing.submitter_id,
+        run_name=filing_run_name(filing.current_serial, filing.subject), home_branch=filing.branch,
     )
     take_signature(archive.engine, request, waiting, decisions,
                    claim_attempt=claim_on(Filing, filing_id), run_id=run_id, mode=mode,
@@ -152,6 +167,7 @@ def _await_revision(
         last_refusal = row.last_refusal
         session.add(current)
         session.commit()
+    label_current_run(add=waiting_tags(branch=filing.branch, roles=()))  # the submitter's turn
     decisions = load_decisions_for(archive, filing)
     returned = next(d for d in decisions if d.decision == DecisionKind.RETURN)
     description = describe_return(

@@ -28,6 +28,7 @@ from brokerflow.approvals.chain import (
     progress,
 )
 from brokerflow.approvals.decisions import clear_waiting, load_decisions
+from brokerflow.approvals.run_labels import risk_fund_run_name
 from brokerflow.approvals.signing import (
     SigningRequest,
     bind_flow_run,
@@ -149,6 +150,7 @@ def _take_signature(archive: Archive, movement: RiskFundMovement, chain: Chain,
         subject=f"{_headline(movement, name)}；事由：{movement.reason}",
         serial="（批准后归档风险基金扣除/退还审批单 RFD）", pdf_url="",
         submitter_id=movement.proposed_by, branch=movement.branch,
+        run_name=risk_fund_run_name(what, movement.branch, movement.cm_id, movement.amount),
         extra_check=lambda answer: (
             "the CM may not sign their own risk-fund movement"
             if str(answer.signer).strip() == movement.cm_id else None),

@@ -25,6 +25,7 @@ from brokerflow.app.cli import (
     documents,
     evaluation,
     filing,
+    inbox,
     level,
     operations,
     payroll,
@@ -58,6 +59,7 @@ app.add_typer(policy.app, name="policy", help="pay-rules versions (薪酬办法,
 app.add_typer(report.app, name="report",
               help="business reports (营业部业务月报, half-year and year reports)")
 documents.register(app)
+inbox.register(app)
 stack.register(app)
 operations.register(app)
 worker.register(app)

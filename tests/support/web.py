@@ -15,12 +15,14 @@ from brokerflow.archive.service import Archive
 
 
 @contextmanager
-def serving(archive: Archive) -> Iterator[str]:
-    """Serve the archive page of ``archive``; its base URL."""
+def serving(archive: Archive, *, prefect_ui: str | None = None) -> Iterator[str]:
+    """Serve the archive page of ``archive`` (its inbox linking runs to ``prefect_ui``); its
+    base URL."""
     port = free_port()
     # log_config=None: uvicorn must not reconfigure logging in a process where Prefect's API
     # log handler is installed (its flush waits on a thread that waits on the logging lock)
-    server = uvicorn.Server(uvicorn.Config(create_app(archive), host="127.0.0.1", port=port,
+    app = create_app(archive, prefect_ui=prefect_ui)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
