@@ -16,14 +16,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from brokerflow.app.s3server import free_port
 from brokerflow.kernel.errors import BrokerflowError
 from brokerflow.kernel.settings import brokerflow_home
 
+if TYPE_CHECKING:
+    from brokerflow.app.cli._progress import Steps
+
 BRANCH = "SZ01"
+#: Names with characters of CJK Extension A (䶮 U+4DAE) and B (𠀀 U+20000, 𪚥 U+2A6A5): the
+#: demo's documents show that every character of a name renders (SPEC §9).
+DEMO_CLIENT_NAME = "刘䶮"
+DEMO_RARE_NAMES = "王\U00020000、李\U0002A6A5"
 FILING_SIGNERS: list[dict[str, Any]] = [
     {"signer": "bo1", "decision": "approve", "opinion": "收悉，转渠道管理部"},
     {"signer": "ch1", "decision": "approve", "opinion": "请合规部、风险管理部会签",
@@ -101,42 +108,59 @@ def demo_id_number(rng: random.Random) -> str:
 
 
 def run_demo(*, auto_approve: bool, export: Path | None) -> int:
+    from brokerflow.app.cli._progress import stepping
     from brokerflow.kernel.render import require_cjk_font
 
     require_cjk_font()
     home = brokerflow_home()
     stack = _running_stack(home)
-    temporary: subprocess.Popen[bytes] | None = None
     if stack is not None and not stack.get("development"):
         raise BrokerflowError("the running stack is not in development mode: the demo loads "
                               "sample users with known secrets, so it runs only on a stack "
                               "started with BROKERFLOW_DEV=1 (or, with none running, on its "
                               "own temporary one)")
+    temporary = stack is None
+    total = (1 if temporary else 0) + (5 if auto_approve else 3 + (1 if temporary else 0))
+    with stepping(total) as steps:
+        return _run(stack, home, steps, auto_approve=auto_approve, export=export)
+
+
+def _run(stack: dict[str, Any] | None, home: Path, steps: Steps, *, auto_approve: bool,
+         export: Path | None) -> int:
+    temporary: subprocess.Popen[bytes] | None = None
     if stack is None:
+        steps.next("starting a temporary stack")
         print("no running stack: starting a temporary one (stopped at the end) ...", flush=True)
         temporary, home, stack = _start_temporary_stack()
     os.environ["BROKERFLOW_HOME"] = str(home)
     os.environ["PREFECT_API_URL"] = stack["prefect_api"]
     try:
+        steps.next("filing the sample pay rules")
         rules = _submit_pay_rules()
         if auto_approve:
-            _approve_everything(rules)
+            steps.next("signing the pay rules")
+            _approve_everything(rules, steps=steps)
         else:
             _print_instructions(stack, rules)
             print("\nThe closing starts once the pay rules are approved ...", flush=True)
+            steps.next("waiting for the pay rules to be approved in the Prefect UI")
             _wait_until_finished(rules)
+        steps.next("uploading the sample CRM export and starting the runs")
         runs = _submit_everything(home)
         if not auto_approve:
             _print_instructions(stack, runs)
             if temporary is not None:
                 print("Press Ctrl-C to stop the temporary stack.", flush=True)
+                steps.next("waiting for signatures in the Prefect UI (Ctrl-C stops the stack)")
                 try:
                     while temporary.poll() is None:
                         time.sleep(1)
                 except KeyboardInterrupt:
                     pass
             return 0
-        _approve_everything(runs)
+        steps.next("signing the filing, the attribution and the closing")
+        _approve_everything(runs, steps=steps)
+        steps.next("listing the archived documents")
         return _report(export)
     finally:
         if temporary is not None:
@@ -224,10 +248,11 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
         assert submitter is not None
         filing = create_filing(session, branch=BRANCH, kind="marketing_plan",
                                subject="2027年度营销方案（演示）",
-                               body="拟于2027年在合作银行网点开展驻点营销，预算另附。",
+                               body=f"拟于2027年在合作银行网点开展驻点营销，由客户经理{DEMO_RARE_NAMES}负责，预算另附。",
                                submitter=submitter)
         attribution = preregister(session, registrar=submitter, cm_id="cm1",
-                                  client_name="张三", id_number=demo_id_number(random.Random()),
+                                  client_name=DEMO_CLIENT_NAME,
+                                  id_number=demo_id_number(random.Random()),
                                   asset_size="800000", hash_key=settings.id_hash_key)
         accountant = get_user_view(session, "ca1")
         assert accountant is not None
@@ -280,12 +305,13 @@ def _print_instructions(stack: dict[str, Any],
 
 
 def _approve_everything(runs: dict[str, tuple[UUID, list[dict[str, Any]]]],
-                        timeout: float = 270) -> None:
+                        timeout: float = 270, *, steps: Steps | None = None) -> None:
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
     from prefect.input import keyset_from_paused_state
 
     pending = {label: list(signers) for label, (_, signers) in runs.items()}
+    signatures, signed = sum(len(signers) for signers in pending.values()), 0
     answered: dict[str, set[str]] = {label: set() for label in runs}
     deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
@@ -314,6 +340,9 @@ def _approve_everything(runs: dict[str, tuple[UUID, list[dict[str, Any]]]],
                 resume_flow_run(run_id, run_input={**form, "secret": f"pw-{form['signer']}"})
                 answered[label].add(key)
                 print(f"{label}: signed by {form['signer']} ({form['decision']})", flush=True)
+                signed += 1
+                if steps is not None:
+                    steps.note(f"signing: {signed}/{signatures} signatures ({label})")
             time.sleep(0.3)
 
 
