@@ -57,6 +57,7 @@ from brokerflow.kernel.vocabulary import (
     FLAG_LABELS,
     LEVEL_CHANGE_KINDS,
     ROLE_LABELS,
+    STATUS_LABELS,
     LevelChangeStatus,
 )
 
@@ -113,9 +114,17 @@ def figures(line: dict[str, Any] | None) -> list[dict[str, str]]:
     return shown
 
 
+#: Titles of the LVL that records a change the chain did not approve (every chain ends in an
+#: archived document with every signature, SPEC §9).
+NOT_APPROVED_TITLES = {LevelChangeStatus.REJECTED: "职级变动审批记录（未通过）",
+                       LevelChangeStatus.RETURNED: "职级变动审批记录（退回）"}
+
+
 def _archive_notice(archive: Archive, change: LevelChange, chain: Chain,
-                    decisions: list[Decision], *, approved_month: str) -> str:
-    """The LVL: who, from → to, why, the month's figures, when effective, every signature."""
+                    decisions: list[Decision], *, approved_month: str,
+                    outcome: str = LevelChangeStatus.APPROVED) -> str:
+    """The LVL: who, from → to, why, the month's figures, when effective, every signature --
+    or, for a change not approved (``outcome``), the same record titled so, with no dates."""
     assert change.id is not None
     names = user_names(archive.engine, [change.proposed_by, *(d.signer_id for d in decisions)])
     with new_session(archive.engine) as session:
@@ -125,17 +134,21 @@ def _archive_notice(archive: Archive, change: LevelChange, chain: Chain,
         archiver = get_user_view(session, decisions[-1].signer_id)
     assert archiver is not None  # a counted signer is on the roster
     cm_name = cm.name if cm is not None else str((line or {}).get("name") or change.cm_id)
-    subject = f"职级变动通知：{cm_name}（{change.cm_id}）{_headline(change)}"[:200]
+    title = NOT_APPROVED_TITLES.get(LevelChangeStatus(outcome), "")
+    subject = (f"{title or '职级变动通知'}：{cm_name}（{change.cm_id}）"
+               f"{_headline(change)}")[:200]
+    approved = not title
     data: dict[str, Any] = {
-        "branch": change.branch, "subject": subject,
+        "branch": change.branch, "subject": subject, "title": title,
         "body": {
             "cm_id": change.cm_id, "cm_name": cm_name,
             "kind": LEVEL_CHANGE_KINDS.get(change.kind, change.kind),
             "from_title": level_label(change.from_title),
             "to_title": level_label(change.to_title),
             "reason": shown_reason(change.reason), "basis_month": change.month,
-            "approved_month": approved_month,
-            "effective_month": effective_month(approved_month),
+            "approved_month": approved_month if approved else "",
+            "effective_month": effective_month(approved_month) if approved else "",
+            "outcome": "" if approved else STATUS_LABELS.get(outcome, outcome),
             "proposed_by": _proposer(change, names),
             "figures": figures(line),
         },
@@ -182,13 +195,15 @@ def _finish(archive: Archive, change: LevelChange, chain: Chain, state: Finished
     assert change.id is not None
     key = request_key(change.id)
     if state.outcome != "approved":
+        kept = _archive_notice(archive, change, chain, decisions, outcome=state.outcome,
+                               approved_month=decisions[-1].at[:7]) if decisions else ""
         with new_session(archive.engine) as session:
             current = get_level_change(session, change_id=change.id)
             set_change_status(session, change=current, status=state.outcome)
             clear_waiting(session, request_key=key)
             append_audit(session, actor_id="system", action="level-change-" + state.outcome,
-                         request_key=key,
-                         details={"revision": change.revision, "step": state.step})
+                         request_key=key, details={"revision": change.revision,
+                                                   "step": state.step, "record": kept})
             session.commit()
         return state.outcome
     approved_month = decisions[-1].at[:7]  # the last signature's month, as the branch reads it

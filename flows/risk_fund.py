@@ -46,11 +46,13 @@ from brokerflow.kernel.models import User
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.staff_models import RiskFundMovement
-from brokerflow.kernel.vocabulary import ROLE_LABELS
+from brokerflow.kernel.vocabulary import ROLE_LABELS, STATUS_LABELS
 from brokerflow.payroll.risk_fund import DEDUCTION, KIND_LABELS, REFUND, cause_label
 from brokerflow.payroll.risk_fund_records import (
     APPROVED,
     FINAL,
+    REJECTED,
+    RETURNED,
     SIGNING,
     SYSTEM,
     UNDER_WAY,
@@ -120,10 +122,24 @@ def document_data(archive: Archive, movement: RiskFundMovement, chain: Chain,
     }
 
 
+#: Titles of the RFD that records a movement the chain did not approve (every chain ends in
+#: an archived document with every signature, SPEC §9).
+NOT_APPROVED_TITLES = {REJECTED: "风险基金扣除/退还审批单（未通过）",
+                       RETURNED: "风险基金扣除/退还审批单（退回）"}
+
+
 def _archive_rfd(archive: Archive, movement: RiskFundMovement, chain: Chain,
-                 decisions: list[Decision]) -> str:
+                 decisions: list[Decision], *, outcome: str = APPROVED) -> str:
+    """The RFD with every signature; for a movement not approved, the same record titled so
+    (nothing applied: the balance stays)."""
     assert movement.id is not None
     data = document_data(archive, movement, chain, decisions)
+    title = NOT_APPROVED_TITLES.get(outcome, "")
+    if title:
+        data["title"] = title
+        data["subject"] = f"{data['subject']}（{STATUS_LABELS.get(outcome, outcome)}）"[:200]
+        data["body"]["balance_after"] = data["body"]["balance_before"]
+        data["body"]["outcome"] = STATUS_LABELS.get(outcome, outcome)
     with new_session(archive.engine) as session:
         cm = session.get(User, movement.cm_id)
         archiver = get_user_view(session, decisions[-1].signer_id)
@@ -164,9 +180,11 @@ def _finish(archive: Archive, movement: RiskFundMovement, chain: Chain, state: F
             decisions: list[Decision]) -> str:
     assert movement.id is not None
     key = request_key(movement.id)
-    serial = ""
+    serial = record = ""
     if state.outcome == "approved":
         serial = _archive_rfd(archive, movement, chain, decisions)
+    elif decisions:
+        record = _archive_rfd(archive, movement, chain, decisions, outcome=state.outcome)
     with new_session(archive.engine) as session:
         current = get_movement(session, movement_id=movement.id)
         set_movement_status(session, movement=current, status=state.outcome,
@@ -175,7 +193,8 @@ def _finish(archive: Archive, movement: RiskFundMovement, chain: Chain, state: F
         append_audit(session, actor_id="system", action=f"risk-fund-{state.outcome}",
                      request_key=key,
                      details={"kind": movement.kind, "cm": movement.cm_id,
-                              "amount": movement.amount, "rfd": serial, "step": state.step})
+                              "amount": movement.amount, "rfd": serial, "step": state.step,
+                              "record": record})
         session.commit()
     return serial or state.outcome
 

@@ -26,7 +26,7 @@ from brokerflow.kernel.calendar import local_minute
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ArchiveEntry, Attribution, ClientIdentity
 from brokerflow.payroll.compute import compute_from_directory
-from tests.support.chain_driver import ChainDriver
+from tests.support.chain_driver import ChainDriver, run_found_by_name
 from tests.support.databases import stored_bytes
 from tests.support.payroll_data import POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
@@ -285,20 +285,11 @@ def test_preregistration_from_the_prefect_ui_leaves_no_id_number_in_prefect(
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.flow_runs import resume_flow_run
 
     run_name = "ui-preregistration-test"
 
-    found: list[str] = []  # the chain renames its run once it waits for a signature
-
-    def run_id() -> str | None:
-        if not found:
-            with get_client(sync_client=True) as client:
-                runs = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-            found.extend(str(r.id) for r in runs[:1])
-        return found[0] if found else None
+    run_id = run_found_by_name(run_name)
 
     def rows() -> int:
         with new_session(archive.engine) as session:

@@ -13,7 +13,7 @@ from brokerflow.flows.filing import filing_chain
 from brokerflow.kernel.audit import verify_audit
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ApprovalDecision, AuditEvent, Filing
-from tests.support.chain_driver import ChainDriver
+from tests.support.chain_driver import ChainDriver, run_found_by_name
 from tests.support.pdf import pdf_text
 
 pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
@@ -173,21 +173,11 @@ def test_submission_started_from_the_ui_is_confirmed_by_the_submitter(
     archive: Archive, prefect_api: None, user
 ) -> None:
 
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from sqlmodel import func
 
     run_name = "ui-submission-test"
 
-    found: list[str] = []  # the chain renames its run once it waits for a signature
-
-    def run_id() -> str | None:
-        if not found:
-            with get_client(sync_client=True) as client:
-                runs = client.read_flow_runs(
-                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-            found.extend(str(r.id) for r in runs[:1])
-        return found[0] if found else None
+    run_id = run_found_by_name(run_name)
 
     def audit_rows() -> int:
         with new_session(archive.engine) as session:

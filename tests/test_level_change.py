@@ -292,7 +292,7 @@ def test_a_demotion_the_closing_proposes_is_confirmed_by_the_branch_manager(
 
 
 def test_a_rejected_change_records_no_title(
-    prefect_api: None, archive: Archive, roster: None, cli
+    prefect_api: None, archive: Archive, roster: None, cli, user, tmp_path: Path
 ) -> None:
     _title(archive, "cm1", "manager")
     _closing(archive, [_line("cm1", asset_level="senior", flags=["promotion_eligible"])])
@@ -305,9 +305,15 @@ def test_a_rejected_change_records_no_title(
     assert (change.status, change.lvl_serial, change.effective_month) == ("rejected", "", "")
     with new_session(archive.engine) as session:
         assert [r.title for r in session.exec(select(TitleRecord))] == ["manager"]
-        assert session.exec(select(ArchiveEntry)).all() == []
-        assert session.exec(select(AuditEvent).where(
+        # the chain's end is archived all the same: the record of the decisions, no dates
+        [record] = session.exec(select(ArchiveEntry)).all()
+        audited = session.exec(select(AuditEvent).where(
             AuditEvent.action == "level-change-rejected")).one()
+    assert record.doc_type == "LVL" and record.cm_id == "cm1"
+    assert json.loads(audited.content)["details"]["record"] == record.serial
+    text = pdf_text(archive.get(record.serial, actor=user("cm1"))[1], tmp_path)
+    assert "职级变动审批记录（未通过）" in text and "客户质量待观察" in text
+    assert "生效月份" not in text and "未同意" in text
     listed = cli("level", "list", user="sm1")  # the supervisor sees their team member's
     assert listed.code == 0 and f"{change_id} cm1 promotion manager→senior [rejected]" in listed.out
 

@@ -22,7 +22,7 @@ from brokerflow.flows.risk_fund import risk_fund
 from brokerflow.flows.risk_fund_refunds import risk_fund_refunds
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, BadInput
-from brokerflow.kernel.models import AuditEvent, PayrollCarry, PayrollRun
+from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollCarry, PayrollRun
 from brokerflow.kernel.staff_models import ClientDispute, RiskFundMovement
 from brokerflow.payroll.inputs import CarriedState
 from brokerflow.payroll.records import run_lines
@@ -251,6 +251,31 @@ def test_a_deduction_is_signed_archived_and_withholding_resumes_up_to_the_cap(
     listed = cli("riskfund", "list", "--branch", "SZ01", "--format", "json", user="fm1")
     assert [(r["id"], r["status"], r["applied_month"]) for r in json.loads(listed.out)] == [
         (movement_id, "approved", "2026-10")]
+
+
+def test_a_rejected_deduction_is_archived_as_a_record_and_applies_nothing(
+    prefect_api: None, archive: Archive, roster: None, cli, user, tmp_path: Path
+) -> None:
+    _carry(archive, "cm1", "10000.00")
+    proposed = cli("riskfund", "deduct", "--branch", "SZ01", "--cm", "cm1", "--cause",
+                   "criminal_penalty", "--amount", "2000", "--reason", "待核实", "--no-start",
+                   user="bm1")
+    found = re.search(r"risk-fund movement (\d+) proposed", proposed.out)
+    assert proposed.code == 0 and found, proposed.out + proposed.err
+    movement_id = int(found.group(1))
+    chain = _drive(archive, movement_id)
+    chain.sign("fm1", decision="reject", opinion="证据不足，不予扣除")
+    assert chain.join() == "rejected"
+    movement = _movement(archive, movement_id)
+    assert (movement.status, movement.rfd_serial, movement.applied_month) == (
+        "rejected", "", "")
+    with new_session(archive.engine) as session:
+        [record] = session.exec(select(ArchiveEntry)).all()
+    assert record.doc_type == "RFD" and record.cm_id == "cm1"
+    text = pdf_text(archive.get(record.serial, actor=user("cm1"))[1], tmp_path)
+    for expected in ("风险基金扣除/退还审批单（未通过）", "证据不足，不予扣除", "不执行，余额不变",
+                     "变动前 10000.00 → 变动后 10000.00"):
+        assert expected in text, expected
 
 
 # --------------------------------------------------------------------------- refund

@@ -118,3 +118,21 @@ class ChainDriver:
         assert self.finished, "the flow did not finish"
         self._raise_if_died()
         return self.result
+
+
+def run_found_by_name(name: str) -> Callable[[], str | None]:
+    """``run_id`` for a run started elsewhere (the Prefect UI) under ``name``: its id once it
+    exists, remembered -- the chain renames its run once it waits for a signature."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    found: list[str] = []
+
+    def run_id() -> str | None:
+        if not found:
+            with get_client(sync_client=True) as client:
+                runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+            found.extend(str(r.id) for r in runs[:1])
+        return found[0] if found else None
+
+    return run_id
