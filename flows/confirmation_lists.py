@@ -10,6 +10,7 @@ together, side by side on the machine's cores when there are enough of them
 from __future__ import annotations
 
 from collections import defaultdict
+from decimal import Decimal
 from typing import Any
 
 from prefect import task
@@ -65,7 +66,10 @@ def archive_confirmation_lists(archive: Archive, *, branch: str, month: str) -> 
         documents.append({
             "branch": branch, "subject": subject,
             "body": {"cm_id": cm_id, "cm_name": names.get(cm_id, cm_id), "month": month,
-                     "clients": clients},
+                     "clients": clients, "total": {
+                         "name": f"{len(clients)} 户",
+                         "asset_size": str(sum((Decimal(c["asset_size"] or 0)
+                                                for c in clients), Decimal(0)))}},
         })
         specs.append(DocumentSpec(branch=branch, doc_type="CML", subject=subject,
                                   subject_key=f"cml:{branch}:{month}:{cm_id}", cm_id=cm_id,

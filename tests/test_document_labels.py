@@ -99,7 +99,9 @@ def test_pay_reads_in_chinese_in_natural_order_with_a_total_and_the_serial_on_ev
         "valid_accounts", "fixed_pay", "commission", "gross", "risk_fund_withheld", "net_pay")]
     assert [Decimal(v) for v in total.split()[1:]] == expected
     assert f"{expected[3]:.2f}" == json.loads(run.totals)["gross"]
-    assert "（尚无签批）" in text
+    for step in ("主办会计 审核", "副经理 审核", "营业部经理 签批"):  # empty boxes, as on paper
+        assert step in text, step
+    assert text.count("待签") == 3
 
 
 def test_pas_shows_the_sign_off_as_a_paper_form_each_opinion_once(
