@@ -195,8 +195,8 @@ def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                 risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The data of the PAY report (and, with signatures, of the signed PAS): the lines, the
     pay rules used (version and the filing that approved them, or "policy not approved") and
-    the month's risk-fund movements; without signatures, the sign-off's steps as 待签.  Lines in natural id order (cm2 before cm10), with the
-    合计 of their counted columns."""
+    the month's risk-fund movements; without signatures, the sign-off's steps as 待签.
+    Lines in natural id order (cm2 before cm10), with the 合计 of their counted columns."""
     lines = sorted(lines, key=lambda line: natural_key(str(line.get("cm_id", ""))))
     return {
         "branch": run.branch,

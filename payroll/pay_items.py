@@ -17,6 +17,7 @@ from brokerflow.payroll.workings import (
     ZERO,
     Expr,
     Extreme,
+    Format,
     Item,
     Product,
     Rounded,
@@ -33,6 +34,57 @@ SICK_DAYS_FREE = Decimal("3")
 RISK_FUND_RATE = Decimal("0.05")
 ONE = Term("", Decimal(1), "plain")  # a whole month: nothing to scale
 NIL = Term("", ZERO, "plain")
+
+
+#: 日常管理评分 (seed 001): points off 100 per unit of each staff-file field.
+MGMT_DEDUCTIONS = (  # (staff field, label, points per unit)
+    ("sick_leave_days", "病假天数", Decimal("5")),
+    ("personal_leave_days", "事假天数", Decimal("10")),
+    ("late_count", "迟到次数", Decimal("5")), ("no_event_count", "未开展活动次数", Decimal("10")),
+    ("meeting_missed_count", "缺席会议次数", Decimal("10")),
+    ("report_late_count", "报表迟交次数", Decimal("10")),
+    ("dress_count", "着装不规范次数", Decimal("10")), ("off_post_count", "脱岗次数", Decimal("5")),
+    ("complaint_count", "客户投诉次数", Decimal("20")),
+)
+#: The 考核系数's bounds (seed 001).
+SCORE_MIN, SCORE_MAX = Decimal("0.5"), Decimal("1.2")
+
+
+def mgmt_score(staff: StaffRow) -> Item:
+    """日常管理评分: 100 less the points of each deduction, not below 0."""
+    steps: list[tuple[str, Expr]] = [("", Term("满分", HUNDRED, "plain"))]
+    for name, label, points in MGMT_DEDUCTIONS:
+        count = Decimal(getattr(staff, name))
+        if count:
+            steps.append(("−", product(Term(label, count, "plain"),
+                                       Term("每次扣分", points, "plain"))))
+    score: Expr = Sum(tuple(steps)) if len(steps) > 1 else steps[0][1]
+    return Item("mgmt_score", "日常管理评分", Extreme("max", (NIL, score)))
+
+
+def monthly_score(*, valid: int, new_value: Decimal, net_revenue: Decimal,
+                  level: LevelPolicy, trainee: bool) -> Item:
+    """月度考核得分 (考核系数): weighted shares of the level's targets, within 0.5–1.2,
+    rounded to 0.0001; a trainee's counts valid accounts and new value only."""
+    name = _level(level)
+
+    def share(label: str, amount: Decimal, target: Decimal, weight: str,
+              fmt: Format = "money") -> Product:  # (amount ÷ target) × weight
+        return Product((("", Term(label, amount, fmt)),
+                        ("÷", Term(f"{name}{label}目标", target, fmt)),
+                        ("×", Term("权重", Decimal(weight), "plain"))))
+
+    weight = "0.5" if trainee else "0.4"
+    parts = [share("有效户", Decimal(valid), level.target_valid, weight, "plain"),
+             share("新开有效户市值", new_value, level.target_new_value, weight)]
+    if not trainee:  # the engine's order: (weight × revenue) ÷ target
+        parts.append(Product((("", Term("权重", Decimal("0.2"), "plain")),
+                              ("×", Term("净创收", net_revenue)),
+                              ("÷", Term(f"{name}净创收目标", level.target_net_revenue)))))
+    raw = total(parts[0], *(("+", p) for p in parts[1:]))
+    bounded = Extreme("min", (Term("上限", SCORE_MAX, "plain"),
+                              Extreme("max", (Term("下限", SCORE_MIN, "plain"), raw))))
+    return Item("score", "考核系数", Rounded(bounded, "score"), rounded=False, fmt="score")
 
 
 def _level(level: LevelPolicy) -> str:

@@ -28,6 +28,8 @@ FLAG_EXPLANATIONS: dict[str, str] = {
 #: The items a payslip lists under 合计 and under 结转状态; every other is a pay item.
 TOTAL_CODES = ("gross", "risk_fund_withheld", "net_pay")
 CARRIED_CODES = ("excess_carry_out", "risk_fund_balance", "withheld_fixed_pay")
+#: The scores a payslip works out first (they enter the pay items as inputs).
+SCORE_CODES = ("mgmt_score", "score")
 DEDUCTION_CODES = ("attendance_deduction", "fines", "malicious_fine", "fixed_pay_withheld")
 
 
@@ -76,8 +78,9 @@ def payslip_data(line: dict[str, Any], *, branch: str, month: str, revision: int
                 ("日常管理评分", str(line["mgmt_score"])),
                 ("月度考核得分（考核系数）", str(line["score"])),
             ],
+            "scores": [row(code) for code in SCORE_CODES if code in workings],
             "pay_items": [row(code) for code in workings
-                      if code not in TOTAL_CODES and code not in CARRIED_CODES],
+                          if code not in (*TOTAL_CODES, *CARRIED_CODES, *SCORE_CODES)],
             "totals": [row(code) for code in TOTAL_CODES if code in workings],
             "carried": [row(code) for code in CARRIED_CODES if code in workings],
             "flags": flags, "pas_serial": pas_serial,

@@ -31,15 +31,6 @@ from brokerflow.payroll.workings import CENT, SCORE_STEP, ZERO, Item, money, sco
 
 __all__ = ["CENT", "SCORE_STEP", "ZERO", "PayLine", "PayrollResult", "compute_payroll",
            "fold_clients", "money", "score4", "staff_for_month"]
-HUNDRED = Decimal("100")
-SCORE_MIN, SCORE_MAX = Decimal("0.5"), Decimal("1.2")
-MGMT_DEDUCTIONS = (  # (staff field, points per unit)
-    ("sick_leave_days", Decimal("5")), ("personal_leave_days", Decimal("10")),
-    ("late_count", Decimal("5")), ("no_event_count", Decimal("10")),
-    ("meeting_missed_count", Decimal("10")), ("report_late_count", Decimal("10")),
-    ("dress_count", Decimal("10")), ("off_post_count", Decimal("5")),
-    ("complaint_count", Decimal("20")),
-)
 DEEMED_RESIGNED_HALF_DAYS = 6
 
 
@@ -227,21 +218,15 @@ def months_since_hire(staff: StaffRow, month: Month) -> int:
 
 
 def mgmt_score(staff: StaffRow) -> Decimal:
-    deductions = sum((Decimal(getattr(staff, name)) * points
-                      for name, points in MGMT_DEDUCTIONS), ZERO)
-    return money(max(ZERO, HUNDRED - deductions))
+    """日常管理评分 (``pay_items.mgmt_score``)."""
+    return items.mgmt_score(staff).value
 
 
 def monthly_score(*, valid: int, new_value: Decimal, net_revenue: Decimal, level: LevelPolicy,
                   trainee: bool) -> Decimal:
-    valid_part = Decimal(valid) / level.target_valid
-    value_part = new_value / level.target_new_value
-    if trainee:
-        raw = Decimal("0.5") * valid_part + Decimal("0.5") * value_part
-    else:
-        raw = (Decimal("0.4") * valid_part + Decimal("0.4") * value_part
-               + Decimal("0.2") * net_revenue / level.target_net_revenue)
-    return score4(min(SCORE_MAX, max(SCORE_MIN, raw)))
+    """月度考核得分, the 考核系数 (``pay_items.monthly_score``)."""
+    return items.monthly_score(valid=valid, new_value=new_value, net_revenue=net_revenue,
+                               level=level, trainee=trainee).value
 
 
 def compute_payroll(
@@ -272,9 +257,11 @@ def compute_payroll(
         trainee = level.name == TRAINEE
         if trainee:
             flags.add("trainee")
-        management = mgmt_score(s)
-        score = monthly_score(valid=f.valid_accounts, new_value=new_value, net_revenue=revenue,
-                              level=level, trainee=trainee)
+        management_item = items.mgmt_score(s)
+        management = management_item.value
+        score_item = items.monthly_score(valid=f.valid_accounts, new_value=new_value,
+                                         net_revenue=revenue, level=level, trainee=trainee)
+        score = score_item.value
         if score < LOW_SCORE:
             flags.add("score_below_60")
         history = history_applies(carried, current)
@@ -351,8 +338,8 @@ def compute_payroll(
             ytd_absent_half_days=ytd_absent, ytd_personal_leave_days=ytd_leave,
             accounts_opened=f.accounts_opened, site=s.site, supervisor_id=s.supervisor_id,
             hire_date=s.hire_date, leave_date=s.leave_date,
-            workings=(fixed, commission, opening, excess, fund, management_commission,
-                      allowance, transport, released, attendance, fines, malicious, held,
-                      gross, withheld, net, carry, balance, withheld_pay),
+            workings=(management_item, score_item, fixed, commission, opening, excess, fund,
+                      management_commission, allowance, transport, released, attendance,
+                      fines, malicious, held, gross, withheld, net, carry, balance, withheld_pay),
         ))
     return PayrollResult(month=month, lines=tuple(lines))

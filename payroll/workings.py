@@ -136,13 +136,16 @@ class Extreme:
 
 @dataclass(frozen=True)
 class Rounded:
-    """``inner`` rounded half-up to 0.01 (printed as the inner computation)."""
+    """``inner`` rounded half-up to 0.01 -- or, ``fmt`` "score", to 0.0001 (printed as the
+    inner computation)."""
 
     inner: Expr
+    fmt: Format = "money"
     value: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", money(self.inner.value))
+        round_to = score4 if self.fmt == "score" else money
+        object.__setattr__(self, "value", round_to(self.inner.value))
 
     def text(self, binding: int = TOP) -> str:
         return self.inner.text(binding)
@@ -168,6 +171,7 @@ class Item:
     expr: Expr
     rounded: bool = True
     opening: Decimal | None = None
+    fmt: Format = "money"  # how its value prints ("score": a 考核系数, 0.0001)
     value: Decimal = field(init=False)
 
     def __post_init__(self) -> None:
@@ -175,7 +179,7 @@ class Item:
         object.__setattr__(self, "value", money(value) if self.rounded else value)
 
     def text(self, binding: int = TOP) -> str:
-        return f"{self.label} {shown(self.value)}"
+        return f"{self.label} {shown(self.value, self.fmt)}"
 
     def formula(self) -> str:
         """The computation: ``净创收 52,340.12 × 提成基数 0.25 × …``."""
@@ -183,11 +187,11 @@ class Item:
 
     def working(self) -> str:
         """``label = computation = value``."""
-        return f"{self.label} = {self.formula()} = {shown(self.value)}"
+        return f"{self.label} = {self.formula()} = {shown(self.value, self.fmt)}"
 
 
 def working_rows(items: tuple[Item, ...]) -> list[dict[str, str | None]]:
     """The items as stored with a closing's line (JSON-ready, money as two decimals)."""
     return [{"code": i.code, "label": i.label, "formula": i.formula(), "text": i.working(),
-             "value": f"{i.value:.2f}",
+             "value": f"{i.value:.4f}" if i.fmt == "score" else f"{i.value:.2f}",
              "opening": None if i.opening is None else f"{i.opening:.2f}"} for i in items]

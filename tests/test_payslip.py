@@ -32,6 +32,7 @@ from brokerflow.payroll.workings import (
     Sum,
     Term,
     money,
+    score4,
     shown,
 )
 from tests.support.closings import close_month
@@ -50,7 +51,7 @@ def recomputed(expr: Expr) -> Decimal:
         inner = recomputed(expr.expr)
         return money(inner) if expr.rounded else inner
     if isinstance(expr, Rounded):
-        return money(recomputed(expr.inner))
+        return (score4 if expr.fmt == "score" else money)(recomputed(expr.inner))
     if isinstance(expr, Extreme):
         values = [recomputed(a) for a in expr.args]
         return min(values) if expr.kind == "min" else max(values)
@@ -77,13 +78,14 @@ def leaves(expr: Expr) -> list[Expr]:
 
 def check_line(line: PayLine) -> None:
     codes = [item.code for item in line.workings]
-    assert len(codes) == len(set(codes)) == 19  # every line item, once
+    assert len(codes) == len(set(codes)) == 21  # both scores and every line item, once
     for item in line.workings:
         field = getattr(line, item.code)
         assert item.value == field, (line.cm_id, item.code)
         text = item.working()
         assert text.startswith(f"{item.label} = {item.formula()} = ")
-        assert text.rsplit(" = ", 1)[1] == f"{field:,.2f}", (line.cm_id, text)
+        printed = f"{field:.4f}" if item.code == "score" else f"{field:,.2f}"
+        assert text.rsplit(" = ", 1)[1] == printed, (line.cm_id, text)
         assert (money(recomputed(item.expr)) if item.rounded
                 else recomputed(item.expr)) == field
         for part in leaves(item.expr):  # each input is printed with its own value
