@@ -22,8 +22,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import OperationalError
 from starlette.middleware.sessions import SessionMiddleware
 
+from brokerflow.app.inbox import waiting_for
 from brokerflow.approvals.inbox import inbox_view
-from brokerflow.approvals.inbox_records import waiting_for
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import is_busy, new_session, read_session, unavailable

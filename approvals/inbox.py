@@ -1,17 +1,18 @@
 """待我签批 -- the steps a user may sign now (SPEC §9).  No I/O here.
 
-A request waiting on a step (``WaitingRequest``, read by ``approvals.inbox_records``) is in a
+A request waiting on a step (``WaitingRequest``, read by ``app.inbox``) is in a
 user's inbox when the chain's own rules (``approvals.chain.check_form``) would count an
 approval from them there: a role that may sign now, staff of the signing branch, not the
 submitter, not a signer of an earlier step; plus the request's own refusal (the CM of a
 risk-fund movement or a level change never signs it).  A returned filing waits for its
-submitter only.
+submitter only.  A quarterly evaluation collecting forms is in the inbox of every evaluator
+who still owes one (``WaitingRequest.owed``), with how many.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,8 @@ from brokerflow.kernel.vocabulary import DecisionKind
 #: The step a returned filing waits on: its submitter resubmits or withdraws.
 RESUBMIT = "resubmit"
 RESUBMIT_LABEL = "退回修改：重新提交或撤回 (resubmit or withdraw)"
+#: What an evaluator owing forms of a quarterly evaluation does.
+FILL_FORMS_LABEL = "填写考评表"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class WaitingRequest:
     run_name: str
     since: datetime
     refusal: Callable[[str], str | None] | None = None  # the request's own rule, by signer
+    #: Forms owed, not a chain step: evaluator id → the role of each form they still owe.
+    owed: Mapping[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,13 @@ def inbox_items(waiting: Iterable[tuple[WaitingRequest, Sequence[Decision]]],
     """The items of ``user``'s inbox, oldest wait first."""
     items = []
     for request, decisions in waiting:
+        if request.owed is not None:
+            mine = request.owed.get(user.user_id, ())
+            if mine and user.branch == request.branch:
+                subject = f"{request.subject}：待填 {len(mine)} 份"
+                items.append(InboxItem(replace(request, subject=subject), FILL_FORMS_LABEL,
+                                       tuple(sorted({r for r in mine if r}))))
+            continue
         if request.chain is None:
             if request.step == RESUBMIT and request.submitter_id == user.user_id:
                 items.append(InboxItem(request, RESUBMIT_LABEL, ()))

@@ -14,6 +14,10 @@ AWAIT_PREFIX = "await:"
 BRANCH_PREFIX = "branch:"
 #: Prefect keeps run names short in its lists; longer subjects are cut.
 MAX_NAME_CHARS = 120
+#: A quarterly evaluation's evaluator group → the roster role that fills its forms (SPEC §8.2):
+#: the run waits for these roles while forms of the group are out.
+EVALUATOR_ROLES = {"peer": "cm", "sales": "cm", "regional": "regional_manager",
+                   "marketing": "marketing", "gm": "branch_manager"}
 
 
 def await_tag(role: str) -> str:
@@ -64,6 +68,15 @@ def level_change_run_name(branch: str, cm_id: str, headline: str) -> str:
 
 def risk_fund_run_name(what: str, branch: str, cm_id: str, amount: str) -> str:
     return run_name(what, branch, cm_id, f"{amount} 元")
+
+
+def evaluation_run_name(branch: str, quarter: str) -> str:
+    return run_name("季度考评", branch, quarter)
+
+
+def evaluator_roles(groups: Iterable[str]) -> list[str]:
+    """The roster roles that fill forms of evaluator ``groups`` (sorted, no duplicates)."""
+    return sorted({EVALUATOR_ROLES[g] for g in groups if g in EVALUATOR_ROLES})
 
 
 def flow_run_url(prefect_ui: str, flow_run_id: str) -> str:

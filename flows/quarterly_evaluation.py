@@ -26,12 +26,20 @@ from sqlmodel import Session
 from brokerflow.approvals.decisions import clear_waiting, mark_waiting, record_refusal
 from brokerflow.approvals.forms import EvaluationInput, describe_evaluation
 from brokerflow.approvals.level_records import propose_cm_conversions
+from brokerflow.approvals.run_labels import (
+    AWAIT_PREFIX,
+    BRANCH_PREFIX,
+    evaluation_run_name,
+    evaluator_roles,
+    waiting_tags,
+)
 from brokerflow.approvals.signing import claim_on, form_key
 from brokerflow.approvals.waiting import (
     ANSWER_HOOKS,
     WaitMode,
     awaited_form,
     current_flow_run_id,
+    label_current_run,
     waking_when,
 )
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
@@ -90,8 +98,8 @@ def _run_name() -> str:
     from prefect.runtime import flow_run
 
     parameters = flow_run.parameters
-    return (f"季度考评 {parameters.get('branch') or '全部营业部'} "
-            f"{parameters.get('quarter') or '上季度'}")
+    return evaluation_run_name(parameters.get("branch") or "全部营业部",
+                               parameters.get("quarter") or "上季度")
 
 
 @flow(name="quarterly-evaluation", flow_run_name=_run_name, persist_result=True,
@@ -153,7 +161,8 @@ def _deadline_passed(archive: Archive, evaluation_id: int) -> Callable[[], bool]
 
 def _collect(archive: Archive, evaluation_id: int, *, run_id: str, mode: WaitMode,
              poll_interval: float) -> None:
-    """Take forms until all are in or the deadline passes; then close the evaluation."""
+    """Take forms until all are in or the deadline passes; then close the evaluation.  While
+    forms are out the run is tagged with the branch and the roles that still owe forms."""
     passed = _deadline_passed(archive, evaluation_id)
     alarm: AbstractContextManager[None] = (
         waking_when(passed, run_input=WAKE_INPUT, poll_interval=poll_interval)
@@ -173,11 +182,15 @@ def _collect(archive: Archive, evaluation_id: int, *, run_id: str, mode: WaitMod
                                      reason="deadline" if open_slots else "all_in")
                     clear_waiting(session, request_key=key)
                     session.commit()
+                    label_current_run()  # nobody owes a form of this branch any more
                     return
                 waiting = mark_waiting(session, request_key=key, revision=1, step=STEP,
                                        flow_run_id=run_id)
                 last_refusal = waiting.last_refusal
                 session.commit()
+            label_current_run(add=waiting_tags(
+                branch=evaluation.branch, roles=evaluator_roles(s.group for s in open_slots)),
+                drop_prefixes=(AWAIT_PREFIX, BRANCH_PREFIX))
             description = _description(archive, evaluation, plan, forms,
                                        last_refusal=last_refusal)
             _take_form(archive, evaluation, plan, description=description, mode=mode,

@@ -22,7 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from brokerflow.approvals.chain import FILING_CHAIN, Decision
 from brokerflow.approvals.filings import create_filing
-from brokerflow.approvals.inbox import RESUBMIT, WaitingRequest, inbox_items
+from brokerflow.approvals.inbox import FILL_FORMS_LABEL, RESUBMIT, WaitingRequest, inbox_items
 from brokerflow.approvals.run_labels import moved_tags, run_name, waiting_tags
 from brokerflow.archive.service import Archive
 from brokerflow.flows.filing import filing_chain
@@ -86,6 +86,17 @@ def test_an_inbox_holds_what_the_chain_rules_let_a_user_sign_now() -> None:
     returned = _request(RESUBMIT, chain=None)
     assert [i.request.step for i in inbox_items([(returned, [])], _view("bk1"))] == [RESUBMIT]
     assert inbox_items([(returned, [])], bo1) == []
+
+
+def test_evaluation_forms_owed_are_in_their_evaluators_inboxes() -> None:
+    collecting = _request("forms", kind="季度考评", chain=None, serial="",
+                          subject="2026Q3 季度考评",
+                          owed={"cm1": ("cm", "cm"), "bm1": ("branch_manager",)})
+    (item,) = inbox_items([(collecting, [])], _view("cm1", "cm", branch="SZ01"))
+    assert (item.request.subject, item.step_label, item.roles) == (
+        "2026Q3 季度考评：待填 2 份", FILL_FORMS_LABEL, ("cm",))
+    assert inbox_items([(collecting, [])], _view("cm2", "cm", branch="SZ01")) == []  # owes none
+    assert inbox_items([(collecting, [])], _view("cm1", "cm", branch="BJ02")) == []
 
 
 # --------------------------------------------------------------------------- a real chain

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -335,6 +337,60 @@ def test_at_the_deadline_it_computes_what_is_in_and_starts_the_consequences(
     for shown in ("48.89", "55.00", "未收评价表", "邓琪（mk1）", "有评价组未评",
                   "转为销售类客户经理", "截止时间已到", "需加强客户维护", "已收 3 份 / 应收 21 份"):
         assert shown in text, shown
+
+
+def _awaits(driver: ChainDriver) -> set[str]:
+    with get_client(sync_client=True) as client:
+        tags = set(client.read_flow_run(driver.flow_run_id()).tags)
+    assert "branch:SZ01" in tags
+    return {t for t in tags if t.startswith("await:")}
+
+
+def _inbox(cli: Callable[..., Any], user: str) -> list[dict[str, str]]:
+    result = cli("inbox", "--format", "json", user=user)
+    assert result.code == 0, (result.out, result.err)
+    return [r for r in json.loads(result.out) if r["kind"] == "季度考评"]
+
+
+@pytest.mark.usefixtures("development")
+def test_evaluators_owing_forms_have_it_in_their_inbox_and_the_run_awaits_their_roles(
+    prefect_api: None, archive: Archive, roster: None, cli: Callable[..., Any]
+) -> None:
+    driver = _drive(archive)
+    run_id = driver.flow_run_id()
+    assert _awaits(driver) == {"await:cm", "await:regional_manager", "await:marketing",
+                               "await:branch_manager"}
+    (mine,) = _inbox(cli, "cm3")
+    assert (mine["subject"], mine["step_label"], mine["roles"], mine["pdf_url"]) == (
+        "2026Q3 季度考评：待填 3 份", "填写考评表", "cm", "")
+    assert mine["run_name"] == "季度考评 SZ01 2026Q3"
+    assert mine["run_url"].endswith(f"/runs/flow-run/{run_id}")
+    for evaluatee, group in (("cm1", "peer"), ("cm2", "peer")):
+        _form(driver, "cm3", evaluatee, group, scored(CM_FORM, 80))
+    assert _inbox(cli, "cm3")[0]["subject"] == "2026Q3 季度考评：待填 1 份"
+    _form(driver, "cm3", "rm1", "sales", scored(MANAGER_FORM, 75))
+    assert _inbox(cli, "cm3") == []  # every form of theirs is in
+    assert [r["subject"] for r in _inbox(cli, "cm1")] == ["2026Q3 季度考评：待填 3 份"]
+    assert "await:cm" in _awaits(driver)  # cm1 and cm2 still owe theirs
+    for evaluatee, group in (("cm1", "marketing"), ("cm2", "marketing"), ("cm3", "marketing"),
+                             ("rm1", "marketing")):
+        form = MANAGER_FORM if evaluatee == "rm1" else CM_FORM
+        _form(driver, "mk1", evaluatee, group, scored(form, 70))
+    _form(driver, "mk1", "team:T1", "marketing", scored(TEAM_FORM, 80))
+    _form(driver, "mk1", "team:T2", "marketing", scored(TEAM_FORM, 80))
+    assert _inbox(cli, "mk1") == [] and "await:marketing" not in _awaits(driver)
+    assert _inbox(cli, "bm1")[0]["subject"] == "2026Q3 季度考评：待填 3 份"
+    with new_session(archive.engine) as session:
+        evaluation = session.exec(select(Evaluation)).one()
+        evaluation.deadline = utcnow() - timedelta(seconds=1)  # the deadline passes
+        session.add(evaluation)
+        session.commit()
+    assert driver.join()["SZ01"].startswith("SZ01-EVL-")
+    deadline = time.monotonic() + 30  # the completion hook has run by now; allow for slowness
+    while _awaits(driver) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _awaits(driver) == set()
+    assert _inbox(cli, "cm1") == [] and _inbox(cli, "bm1") == []
 
 
 def test_bad_parameters_are_refused_before_anything_opens(

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.inbox import waiting_for
 from brokerflow.approvals.inbox import inbox_view
-from brokerflow.approvals.inbox_records import waiting_for
 from brokerflow.kernel.db import read_session
 
 

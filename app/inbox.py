@@ -2,7 +2,9 @@
 its request, for ``approvals.inbox`` to decide whose it is.
 
 One reader per kind of request key (``filing:``, ``attribution:``, ``payroll:``, ``level:``,
-``risk-fund:``); a key of another kind (or a request gone) is not in any inbox.
+``risk-fund:``, and ``evaluation:`` -- the forms its evaluators still owe, as the evaluation's
+plan and the forms in say: ``payroll.evaluation_records``); a key of another kind (or a request
+gone) is not in any inbox.
 """
 
 from __future__ import annotations
@@ -25,16 +27,27 @@ from brokerflow.approvals.inbox import RESUBMIT, InboxItem, WaitingRequest, inbo
 from brokerflow.approvals.level_changes import chain_for, level_label, signer_refusal
 from brokerflow.approvals.level_records import reporting_line
 from brokerflow.approvals.run_labels import (
+    EVALUATOR_ROLES,
     attribution_run_name,
+    evaluation_run_name,
     filing_run_name,
     level_change_run_name,
     payroll_run_name,
     risk_fund_run_name,
 )
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.models import Attribution, Filing, LevelChange, PayrollRun, WaitingStep
+from brokerflow.kernel.models import (
+    Attribution,
+    Evaluation,
+    Filing,
+    LevelChange,
+    PayrollRun,
+    WaitingStep,
+)
 from brokerflow.kernel.staff_models import RiskFundMovement
-from brokerflow.kernel.vocabulary import LEVEL_CHANGE_KINDS
+from brokerflow.kernel.vocabulary import LEVEL_CHANGE_KINDS, EvaluationStatus
+from brokerflow.payroll.evaluation_plan import outstanding
+from brokerflow.payroll.evaluation_records import plan_of, submitted_forms
 
 Reader = Callable[[Session, WaitingStep, str], WaitingRequest | None]
 RISK_FUND_KINDS = {"deduction": ("风险基金扣除", RISK_FUND_DEDUCTION_CHAIN),
@@ -119,8 +132,28 @@ def _risk_fund(session: Session, row: WaitingStep, rest: str) -> WaitingRequest 
         **_base(row))  # type: ignore[arg-type]
 
 
+def _evaluation(session: Session, row: WaitingStep, rest: str) -> WaitingRequest | None:
+    branch, _, quarter = rest.partition(":")
+    evaluation = session.exec(select(Evaluation).where(
+        Evaluation.branch == branch, Evaluation.quarter == quarter,
+        Evaluation.status == EvaluationStatus.COLLECTING)).first()
+    if evaluation is None or evaluation.id is None:
+        return None
+    forms = submitted_forms(session, evaluation_id=evaluation.id)
+    owed: dict[str, tuple[str, ...]] = {}
+    for slot in outstanding(plan_of(evaluation),
+                            {(f.evaluatee, f.group, f.evaluator) for f in forms}):
+        for evaluator in slot.evaluators:
+            owed[evaluator] = (*owed.get(evaluator, ()), EVALUATOR_ROLES.get(slot.group, ""))
+    return WaitingRequest(
+        kind="季度考评", chain=None, submitter_id="", branch=branch, signer_branch=branch,
+        serial="", subject=f"{quarter} 季度考评", run_name=evaluation_run_name(branch, quarter),
+        owed=owed, **_base(row))  # type: ignore[arg-type]
+
+
 READERS: dict[str, Reader] = {"filing": _filing, "attribution": _attribution,
-                              "payroll": _payroll, "level": _level, "risk-fund": _risk_fund}
+                              "payroll": _payroll, "level": _level, "risk-fund": _risk_fund,
+                              "evaluation": _evaluation}
 
 
 def waiting_requests(session: Session) -> list[WaitingRequest]:
