@@ -149,6 +149,22 @@ def pay_data(chinese: bool, n_lines: int) -> dict[str, Any]:
     }
 
 
+#: Names with CJK Extension A (䶮 U+4DAE) and B (𠀀 U+20000, 𪚥 U+2A6A5) characters: drawn by
+#: the fallback fonts (Noto Sans CJK SC, HanaMinB), two more fonts subset and embedded.
+RARE_NAMES = ["刘䶮", "王\U00020000", "李\U0002A6A5"]
+
+
+def with_rare_names(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its signers (FIL) or every tenth line's name (PAY) rare."""
+    rare = json.loads(json.dumps(data))
+    for i, sig in enumerate(rare.get("signatures", [])):
+        sig["name"] = RARE_NAMES[i % len(RARE_NAMES)]
+    for i, line in enumerate(rare["body"].get("lines", [])):
+        if i % 10 == 0:
+            line["name"] = RARE_NAMES[(i // 10) % len(RARE_NAMES)]
+    return rare
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -285,8 +301,11 @@ def main() -> None:
 
     n_lines = find_three_page_lines(renderer)
     print(f"PAY line count for 3 pages (Chinese names): {n_lines}")
-    run({f"3p PAY zh ({n_lines} lines)": (renderer, "PAY", pay_data(True, n_lines)),
-         f"3p PAY ascii ({n_lines} lines)": (renderer, "PAY", pay_data(False, n_lines))})
+    pay_zh = pay_data(True, n_lines)
+    run({f"3p PAY zh ({n_lines} lines)": (renderer, "PAY", pay_zh),
+         f"3p PAY ascii ({n_lines} lines)": (renderer, "PAY", pay_data(False, n_lines)),
+         "1p FIL rare names": (renderer, "FIL", with_rare_names(zh1)),
+         f"3p PAY rare names ({n_lines} lines)": (renderer, "PAY", with_rare_names(pay_zh))})
 
     print(f"\nwarm renders: {args.runs} timed after {args.warmup} warm-ups, one renderer")
     print(f"{'document':36} {'mean ms':>8} {'median':>8} {'min':>8} {'max':>8} "
@@ -304,6 +323,12 @@ def main() -> None:
           f"(goal <= 3x: {'met' if r1 <= 3 else 'NOT met'})")
     print(f"ratio 1-page zh / ascii with ASCII-only template: mean {r1p:.2f}x")
     print(f"ratio 3-page PAY zh / ascii: mean {r3:.2f}x")
+    rare_fil = results[keys[5]]["mean_ms"]
+    rare_pay = results[keys[6]]["mean_ms"]
+    print(f"rare names (Extension A/B): 1-page FIL {rare_fil / results[keys[0]]['mean_ms']:.2f}x "
+          f"the common-name page, {rare_fil / results[keys[1]]['mean_ms']:.2f}x ASCII "
+          f"(goal <= 3x: {'met' if rare_fil <= 3 * results[keys[1]]['mean_ms'] else 'NOT met'});"
+          f" 3-page PAY {rare_pay / results[keys[3]]['mean_ms']:.2f}x the common-name PAY")
     print(f"subsetter calls: {dict(SUBSET_CALLS)}")
 
     if not args.no_cold:
