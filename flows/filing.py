@@ -96,7 +96,7 @@ def result_document_data(filing: Filing, outcome: str, decisions: list[Decision]
                          names: dict[str, str]) -> dict[str, Any]:
     """The FOP's data: each opinion once -- the countersigning departments' under 会签意见
     (``body.opinions``), every other step's in the 签批单 (``signatures``).  Pure."""
-    departments = [f"{DEPARTMENT_LABELS.get(d, d)}（{d}）"
+    departments = [DEPARTMENT_LABELS.get(d, d)
                    for d in next((d.departments for d in decisions if d.departments), ())]
     opinions = [
         {"department": DEPARTMENT_LABELS.get(d.department, d.department),

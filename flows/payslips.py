@@ -4,7 +4,7 @@ filed under that CM so that the archive's reading rules (SPEC §5) let them open
 Every line item shows the formula it was computed by (stored with the line,
 ``payroll.workings``).  The payslips of a closing are archived as one batch; archiving again
 returns the same serials (subject key per CM, revision of the closing), and a closing's new
-revision supersedes the payslips of the earlier one.
+revision supersedes every payslip of the earlier one (a CM it no longer pays included).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.flows.confirmation_lists import archive_batch_step
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.identity import UserView
-from brokerflow.kernel.models import PayrollLineRecord, PayrollRun, User
+from brokerflow.kernel.models import ArchiveEntry, PayrollLineRecord, PayrollRun, User
 from brokerflow.payroll.payslip import payslip_data, subject_key
 
 
@@ -54,7 +54,12 @@ def archive_payslips(archive: Archive, run: PayrollRun, *, pas_serial: str,
         return []
     serials = archive_batch_step(archive, specs, documents, actor=actor)
     with new_session(archive.engine) as session:
-        mark_superseded(session, subject_keys=[s.subject_key for s in specs],
+        # every payslip of an earlier revision of this month: also those of a CM the new
+        # revision no longer pays
+        earlier = session.exec(select(ArchiveEntry.subject_key).where(
+            ArchiveEntry.doc_type == "PSL", ArchiveEntry.branch == run.branch,
+            ArchiveEntry.month == run.month, ArchiveEntry.revision < run.revision)).all()
+        mark_superseded(session, subject_keys=sorted({*earlier, *(s.subject_key for s in specs)}),
                         below_revision=run.revision)
         session.commit()
     return serials

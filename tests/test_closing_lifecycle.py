@@ -17,6 +17,7 @@ from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.models import (
+    ArchiveEntry,
     LevelChange,
     PayrollCarry,
     PayrollRun,
@@ -146,13 +147,15 @@ def _balance(archive: Archive, month: str) -> str:
 
 def test_a_corrected_month_reopens_the_months_closed_after_it(
         prefect_api: None, archive: Archive, roster: None, cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    def export(month: str, commission: str) -> Path:
+    def export(month: str, commission: str, *also: str) -> Path:
         return write_export(tmp_path / f"{month}-{commission}", staff=[
-            staff_row("cm1", month=month, name="杨帆")], clients=[
+            staff_row(cm, month=month, name="杨帆") for cm in ("cm1", *also)], clients=[
             client_row("c1", "cm1", month=month, gross_commission=commission)])
 
     # cm1, assistant: no revenue, 2000 + 120 = 2,120 gross; 5% = 106.00 to the risk fund
-    assert _close_month(archive, export("2026-09", "0"), "2026-09").startswith("SZ01-PAS-")
+    # (cm2 is paid by September's first closing only)
+    assert _close_month(archive, export("2026-09", "0", "cm2"), "2026-09").startswith(
+        "SZ01-PAS-")
     assert _close_month(archive, export(MONTH, "0"), MONTH).startswith("SZ01-PAS-")
     assert (_balance(archive, "2026-09"), _balance(archive, MONTH)) == ("106.00", "212.00")
     assert cli("payroll", "reopen", "--branch", "SZ01", "--month", "2026-09", "--reason",
@@ -161,6 +164,11 @@ def test_a_corrected_month_reopens_the_months_closed_after_it(
     # 19,000 × 0.25 × 0.95 = 4,512.50; gross 6,632.50 → 5% = 331.625 → 331.63
     assert _close_month(archive, export("2026-09", "20000"), "2026-09").startswith("SZ01-PAS-")
     assert _balance(archive, "2026-09") == "331.63"
+    with new_session(archive.engine) as session:  # every payslip of the first closing is gone
+        payslips = session.exec(select(ArchiveEntry).where(
+            ArchiveEntry.doc_type == "PSL", ArchiveEntry.month == "2026-09")).all()
+    assert sorted((p.cm_id, p.revision, p.status) for p in payslips) == [
+        ("cm1", 1, "superseded"), ("cm1", 2, "current"), ("cm2", 1, "superseded")]
     with new_session(archive.engine) as session:
         october = session.exec(select(PayrollRun).where(PayrollRun.month == MONTH)).one()
     assert october.status == "reopened"  # closed on September's old state

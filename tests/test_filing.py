@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,9 @@ def test_happy_path_with_two_countersigners_in_reverse_order(
     _, pdf = archive.get(fop_serial, actor=user("bm1"))  # made available to the branch
     text = pdf_text(pdf, tmp_path)
     for expected in ("会签意见", "风险可控", "合规无异议", "同意执行", filing.current_serial,
-                     "compliance", "risk"):
+                     "合规管理部", "风险管理部"):
         assert expected in text, expected
+    assert not re.search(r"\b(compliance|risk)\b", text)  # departments by name, never by code
     with new_session(archive.engine) as session:
         assert verify_audit(session) == []
 
