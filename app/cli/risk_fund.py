@@ -10,6 +10,7 @@ run (``app.runs.start_deployment``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -91,6 +92,20 @@ def _may_refund(actor: UserView, *, branch: str) -> str | None:
     return f"starting a refund needs role finance_manager or branch_manager in branch {branch}"
 
 
+def _authorised(branch: str, as_user: str | None,
+                refusal: Callable[[UserView], str | None], *, doing: str,
+                what: str) -> tuple[Archive, UserView]:
+    """The archive and the acting user once ``branch`` is valid and ``refusal(actor)`` has
+    no reason against them; else denied (exit 3, logged) as ``doing what``."""
+    check_branch(branch)
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    reason = refusal(actor)
+    if reason is not None:
+        raise archive.deny(actor, doing, what, reason)
+    return archive, actor
+
+
 @app.command("deduct", help="propose a deduction from a CM's risk fund (branch manager)")
 def deduct(
     branch: Branch,
@@ -104,12 +119,9 @@ def deduct(
     as_user: AsUser = None,
 ) -> None:
     """The finance manager signs it on Prefect; the next closing applies it."""
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = deduction_refusal(actor, branch=branch)
-    if refusal is not None:
-        raise archive.deny(actor, "propose a risk-fund deduction for", cm, refusal)
+    archive, actor = _authorised(branch, as_user,
+                                 lambda actor: deduction_refusal(actor, branch=branch),
+                                 doing="propose a risk-fund deduction for", what=cm)
     with new_session(archive.engine) as session:
         movement = propose_deduction(session, branch=branch, cm_id=cm, cause=cause,
                                      amount=amount, reason=reason, actor=actor)
@@ -129,14 +141,10 @@ def refunds(branch: Branch,
             today: Today = None,
             output: Annotated[Format, typer.Option("--format")] = Format.text,
             as_user: AsUser = None) -> None:
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = (_may_refund(actor, branch=branch) if start
-               else _may_view(actor, branch=branch, cm_id=None))
-    if refusal is not None:
-        raise archive.deny(actor, "start refunds in" if start else "list refunds of", branch,
-                           refusal)
+    archive, actor = _authorised(
+        branch, as_user, lambda actor: (_may_refund(actor, branch=branch) if start
+                                        else _may_view(actor, branch=branch, cm_id=None)),
+        doing="start refunds in" if start else "list refunds of", what=branch)
     as_of = _today(archive, today)
     with new_session(archive.engine) as session:
         due = due_refunds(session, branch=branch, today=as_of)
@@ -172,12 +180,9 @@ def refund(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (工号)
            today: Today = None, as_user: AsUser = None) -> None:
     """Refused (exit 2) for a CM who has not left, is not due yet, has an open dispute or
     incident, or has a refund or deduction pending."""
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = _may_refund(actor, branch=branch)
-    if refusal is not None:
-        raise archive.deny(actor, "start a refund for", cm, refusal)
+    archive, actor = _authorised(branch, as_user,
+                                 lambda actor: _may_refund(actor, branch=branch),
+                                 doing="start a refund for", what=cm)
     as_of = _today(archive, today)
     with new_session(archive.engine) as session:
         movement = create_refund(session, branch=branch, cm_id=cm, today=as_of,
@@ -205,12 +210,9 @@ def listing(branch: Branch,
             cm: Annotated[str | None, typer.Option(help="one CM only")] = None,
             output: Annotated[Format, typer.Option("--format")] = Format.text,
             as_user: AsUser = None) -> None:
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = _may_view(actor, branch=branch, cm_id=cm)
-    if refusal is not None:
-        raise archive.deny(actor, "list risk-fund movements of", cm or branch, refusal)
+    archive, _ = _authorised(branch, as_user,
+                             lambda actor: _may_view(actor, branch=branch, cm_id=cm),
+                             doing="list risk-fund movements of", what=cm or branch)
     with new_session(archive.engine) as session:
         rows = [_movement_row(m) for m in list_movements(session, branch=branch, cm_id=cm)]
     if output == Format.json:
@@ -227,12 +229,9 @@ def listing(branch: Branch,
 def balance(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (工号)")],
             output: Annotated[Format, typer.Option("--format")] = Format.text,
             as_user: AsUser = None) -> None:
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = _may_view(actor, branch=branch, cm_id=cm)
-    if refusal is not None:
-        raise archive.deny(actor, "see the risk fund of", cm, refusal)
+    archive, _ = _authorised(branch, as_user,
+                             lambda actor: _may_view(actor, branch=branch, cm_id=cm),
+                             doing="see the risk fund of", what=cm)
     with new_session(archive.engine) as session:
         found = balance_of(session, branch=branch, cm_id=cm)
     if found is None:
@@ -260,12 +259,9 @@ def dispute_open(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (�
                  ] = "dispute",
                  as_user: AsUser = None) -> None:
     """While open it blocks the CM's risk-fund refund."""
-    check_branch(branch)
-    archive = the_archive()
-    actor = signed_in(archive, as_user)
-    refusal = dispute_refusal(actor, branch=branch)
-    if refusal is not None:
-        raise archive.deny(actor, "record a client dispute against", cm, refusal)
+    archive, actor = _authorised(branch, as_user,
+                                 lambda actor: dispute_refusal(actor, branch=branch),
+                                 doing="record a client dispute against", what=cm)
     with new_session(archive.engine) as session:
         dispute = open_dispute(session, branch=branch, cm_id=cm, kind=kind,
                                description=description, actor=actor)
