@@ -7,8 +7,9 @@ A backup is a directory (0700, files 0600)::
     database/NN-<table>.jsonl   every row of every table, one JSON object a line, tables in
                              dependency order (the archive index is the tables archiveentry,
                              serialrecord and serialcounter)
-    objects.jsonl            every object version of the store, oldest first per key: key,
-                             version id, SHA-256, MD5, size, metadata, retention, its blob
+    objects.jsonl            every object version of both stores (records, inputs), oldest
+                             first per key: store, key, version id, SHA-256, MD5, size,
+                             metadata, retention, its blob
     blobs/<aa>/<sha256>      the objects' bytes, named by their SHA-256 (same bytes once)
 
 The database is read in one snapshot (a read transaction: WAL on SQLite, REPEATABLE READ on
@@ -315,27 +316,29 @@ def _copy_objects(archive: Archive, work: Path, report: BackupReport,
                   progress: Callable[[int], None] | None, *, serials: set[str],
                   audit_count: int, indexed: dict[tuple[str, str], tuple[str, str]]
                   ) -> dict[str, Any]:
-    store = archive.store
-    by_key: dict[str, list[str]] = {}
-    for version in store.versions():  # newest first per key
-        by_key.setdefault(version.key, []).insert(0, version.version_id)
-    wanted: list[tuple[str, str]] = []
-    for key in sorted(by_key):
-        if _belongs(key, serials=serials, audit_count=audit_count):
-            wanted += [(key, version_id) for version_id in by_key[key]]
-        else:
-            report.left_out += len(by_key[key])
+    stores = {"records": archive.store, "inputs": archive.inputs}
+    wanted: list[tuple[str, str, str]] = []  # (store, key, version id)
+    for name, store in stores.items():
+        by_key: dict[str, list[str]] = {}
+        for version in store.versions():  # newest first per key
+            by_key.setdefault(version.key, []).insert(0, version.version_id)
+        for key in sorted(by_key):
+            if name == "inputs" or _belongs(key, serials=serials, audit_count=audit_count):
+                wanted += [(name, key, version_id) for version_id in by_key[key]]
+            else:
+                report.left_out += len(by_key[key])
 
-    def fetch(item: tuple[str, str]) -> tuple[str, str, ObjectInfo, bytes]:
-        key, version_id = item
-        return (key, version_id, store.stat(key, version_id=version_id),
+    def fetch(item: tuple[str, str, str]) -> tuple[str, str, str, ObjectInfo, bytes]:
+        name, key, version_id = item
+        store = stores[name]
+        return (name, key, version_id, store.stat(key, version_id=version_id),
                 store.get(key, version_id=version_id))
 
     writer = _HashingWriter(work / OBJECTS)
     with ThreadPoolExecutor(max_workers=FETCHERS) as pool:
         for start in range(0, len(wanted), FETCH_CHUNK):  # in order, a chunk in memory
-            for key, version_id, info, data in pool.map(fetch,
-                                                         wanted[start:start + FETCH_CHUNK]):
+            for name, key, version_id, info, data in pool.map(
+                    fetch, wanted[start:start + FETCH_CHUNK]):
                 sha256 = hashlib.sha256(data).hexdigest()
                 blob = work / "blobs" / sha256[:2] / sha256
                 if not blob.exists():
@@ -343,7 +346,8 @@ def _copy_objects(archive: Archive, work: Path, report: BackupReport,
                 indexed_as = indexed.get((key, version_id))
                 if indexed_as is not None and indexed_as[1] != sha256:
                     report.mismatched.append(indexed_as[0])
-                writer.line({"key": key, "version_id": version_id, "sha256": sha256,
+                writer.line({"store": name, "key": key, "version_id": version_id,
+                             "sha256": sha256,
                              "md5": hashlib.md5(data, usedforsecurity=False).hexdigest(),
                              "size": len(data), "metadata": info.metadata,
                              "content_type": content_type_of(key),

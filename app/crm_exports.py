@@ -1,6 +1,6 @@
-"""A branch's CRM export into the bucket (``crm/<branch>/<YYYY-MM>/``), where the closing reads
-it: checked first (exit 2 naming file, row, column; nothing uploaded), audited, kept apart from
-the record series (SPEC §5: inputs live apart from the records)."""
+"""A branch's CRM export into the inputs store (``crm/<branch>/<YYYY-MM>/``), where the closing
+reads it: checked first (exit 2 naming file, row, column; nothing uploaded), audited, kept
+apart from the record series with its own retention (SPEC §5: inputs live apart)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def upload_export(archive: Archive, *, directory: Path, branch: str, month: str,
     for name, path in sorted(present.items()):
         data = path.read_bytes()
         digests[name] = hashlib.sha256(data).hexdigest()
-        archive.store.put(f"crm/{branch}/{month}/{name}", data, new_version=True,
+        archive.put_input(f"crm/{branch}/{month}/{name}", data,
                           metadata={"uploaded-by": actor.user_id, "sha256": digests[name]},
                           content_type=EXPORT_FILES[name])
     with new_session(archive.engine) as session:

@@ -240,7 +240,7 @@ def _submit_everything(home: Path) -> dict[str, tuple[UUID, list[dict[str, Any]]
     with tempfile.TemporaryDirectory() as tmp:
         export = write_sample_export(Path(tmp), month=month)
         for name in ("staff.csv", "clients.csv"):
-            archive.store.put(f"crm/{BRANCH}/{month}/{name}", (export / name).read_bytes(),
+            archive.put_input(f"crm/{BRANCH}/{month}/{name}", (export / name).read_bytes(),
                               metadata={"source": "demo"}, content_type="text/csv")
     print(f"sample CRM export for {month} uploaded to crm/{BRANCH}/{month}/", flush=True)
     with new_session(archive.engine) as session:

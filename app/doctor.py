@@ -180,10 +180,26 @@ def check_store(settings: Settings, timeout: float) -> Check:
                      "recorded; not a legal WORM: production uses MinIO/S3 with Object Lock "
                      "(set BROKERFLOW_S3_ENDPOINT)")
     if mode != "COMPLIANCE" and not settings.dev:
-        return Check("store", WARN, f"{where}: versioning and Object Lock on, default "
+        return Check("store", FAIL, f"{where}: versioning and Object Lock on, default "
                      f"retention {mode}: a privileged user can lift GOVERNANCE retention; "
-                     "production wants BROKERFLOW_RETENTION_MODE=COMPLIANCE")
-    return Check("store", OK, f"{where}: versioning and Object Lock on ({mode})")
+                     "production keeps records in COMPLIANCE mode ('brokerflow up' sets it)")
+    return Check("store", OK, f"{where}: versioning and Object Lock on ({mode}); records "
+                 f"retained {settings.retention_years} years each, inputs in "
+                 f"{settings.s3_inputs_bucket}")
+
+
+def check_signing(settings: Settings) -> Check:
+    """The branch archive's signing key opens with its passphrase (nothing is archived
+    unsigned)."""
+    from brokerflow.archive.signing import load_signer
+    from brokerflow.kernel.errors import BrokerflowError
+
+    try:
+        signer = load_signer(settings)
+    except BrokerflowError as exc:
+        return Check("signing", FAIL, f"{exc}: documents cannot be archived until it is fixed")
+    return Check("signing", OK, f"archive signing key ready (certificate "
+                 f"{signer.fingerprint[:16]}…)")
 
 
 # --------------------------------------------------------------------------- Prefect
@@ -368,6 +384,7 @@ def run_checks(settings: Settings, *, timeout: float = 5.0) -> list[Check]:
         ("settings", lambda: check_settings(settings)),
         ("database", lambda: check_database(settings, timeout)),
         ("store", lambda: check_store(settings, timeout)),
+        ("signing", lambda: check_signing(settings)),
         ("prefect", (lambda: broken) if broken else lambda: check_prefect(api_url, timeout)),
         ("workers", lambda: check_workers(api_url, timeout)),
         ("fonts", check_fonts),

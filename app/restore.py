@@ -42,6 +42,8 @@ from brokerflow.app.backup import (
     schema_head,
 )
 from brokerflow.archive.service import Archive
+from brokerflow.archive.store import ObjectInfo, Retention
+from brokerflow.archive.stores import DocumentStore
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import utcnow
 from brokerflow.kernel.db import is_busy, new_session
@@ -187,9 +189,20 @@ def refuse_non_empty_database(archive: Archive, connection: Connection | None = 
 def _store_objects(archive: Archive, backup: Backup, report: RestoreReport,
                    progress: Callable[[int], None] | None) -> dict[tuple[str, str], str]:
     """Store every object version; (key, old version id) -> new version id."""
-    store = archive.store
+    versions: dict[tuple[str, str], str] = {}
+    for name, store in (("records", archive.store), ("inputs", archive.inputs)):
+        versions |= _store_into(archive, store, [item for item in backup.objects()
+                                                 if item.get("store", "records") == name],
+                                backup, report, progress)
+    return versions
+
+
+def _store_into(archive: Archive, store: DocumentStore, items: list[dict[str, Any]],
+                backup: Backup, report: RestoreReport,
+                progress: Callable[[int], None] | None) -> dict[tuple[str, str], str]:
+    """Store ``items`` (one store's versions) with the retention each had."""
     wanted: dict[str, list[dict[str, Any]]] = {}
-    for item in backup.objects():
+    for item in items:
         wanted.setdefault(item["key"], []).append(item)
     present: dict[str, list[tuple[str, str]]] = {}  # key -> [(version id, md5)] oldest first
     for version in store.versions():
@@ -199,8 +212,7 @@ def _store_objects(archive: Archive, backup: Backup, report: RestoreReport,
         if [etag for _, etag in there] != listed[:len(there)]:
             raise BadInput(f"the target store is not empty ({key} is not this backup's): "
                            "restore only onto an empty stack, a new database and an empty "
-                           f"store ({getattr(store, 'location', lambda: '')()})",
-                           column="BROKERFLOW_S3_BUCKET")
+                           f"store ({store.location()})", column="BROKERFLOW_S3_BUCKET")
     versions: dict[tuple[str, str], str] = {}
     for key in sorted(wanted):
         there = present.get(key, [])
@@ -214,12 +226,22 @@ def _store_objects(archive: Archive, backup: Backup, report: RestoreReport,
                 raise BadInput("changed during the restore", file=str(backup.blob(
                     item["sha256"])))
             stored = store.put(key, data, metadata=dict(item["metadata"]),
-                               content_type=item["content_type"], new_version=position > 0)
+                               content_type=item["content_type"], new_version=position > 0,
+                               retention=_retention_of(archive, item))
             versions[(key, item["version_id"])] = stored.version_id
             report.objects += 1
             if progress is not None:
                 progress(report.objects + report.already_stored)
     return versions
+
+
+def _retention_of(archive: Archive, item: dict[str, Any]) -> Retention | None:
+    """The retention an object had (never shorter nor weaker than this installation's)."""
+    until = ObjectInfo(version_id="", size=0, metadata={},
+                       retain_until=str(item.get("retain_until") or "")).retained_until()
+    if until is None or archive.store.lock_mode() is None:
+        return None
+    return Retention(mode=archive.settings.retention_mode, retain_until=until)
 
 
 def _write_database(archive: Archive, backup: Backup, versions: dict[tuple[str, str], str],

@@ -17,14 +17,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from brokerflow.app import postgres as pg
 from brokerflow.app.s3server import LocalS3Server, port_in_use, start_local_s3, wait_for_http
-from brokerflow.kernel.errors import BadInput, BrokerflowError
+from brokerflow.kernel.errors import BadInput, BrokerflowError, StorageError
 from brokerflow.kernel.resources import package_dir
 from brokerflow.kernel.settings import ENV_FILE_NAME, brokerflow_home, load_settings
+
+if TYPE_CHECKING:
+    from brokerflow.archive.service import Archive
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -40,7 +44,8 @@ def ensure_env_file(home: Path) -> Path:
                 f"BROKERFLOW_SECRET_KEY={secrets.token_urlsafe(32)}\n"
                 f"BROKERFLOW_ID_HASH_KEY={secrets.token_urlsafe(32)}\n"
                 f"BROKERFLOW_AUDIT_KEY={secrets.token_urlsafe(32)}\n"
-                f"BROKERFLOW_TOTP_KEY={secrets.token_urlsafe(32)}\n")
+                f"BROKERFLOW_TOTP_KEY={secrets.token_urlsafe(32)}\n"
+                f"BROKERFLOW_SIGNING_KEY_PASSPHRASE={secrets.token_urlsafe(32)}\n")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
@@ -58,7 +63,8 @@ def _add_missing_keys(path: Path) -> None:
                   if "=" in line and not line.startswith("#"))
     if "BROKERFLOW_ID_HASH_KEY" not in values and "BROKERFLOW_SECRET_KEY" in values:
         _set_env_file_value(path, "BROKERFLOW_ID_HASH_KEY", values["BROKERFLOW_SECRET_KEY"])
-    for fresh in ("BROKERFLOW_AUDIT_KEY", "BROKERFLOW_TOTP_KEY"):
+    for fresh in ("BROKERFLOW_AUDIT_KEY", "BROKERFLOW_TOTP_KEY",
+                  "BROKERFLOW_SIGNING_KEY_PASSPHRASE"):
         if fresh not in values:
             _set_env_file_value(path, fresh, secrets.token_urlsafe(32))
 
@@ -207,6 +213,7 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
                                        secret_key=settings.s3_secret_key, host=host, port=s3_port)
         prefect = _start_prefect(home, host, prefect_port)
         archive = open_archive(settings)  # bucket with Object Lock, schema
+        retention = prepare_retention_and_signing(archive)
         sample = ensure_roster(archive.engine) if settings.dev else False
         with new_session(archive.engine) as session:
             empty_roster = roster_is_empty(session)
@@ -230,6 +237,10 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         print(f"Archive page: {web_url}   (log in with a roster user id and secret)")
         print(f"Prefect API:  export PREFECT_API_URL={api_url}")
         print(f"Documents:    {describe_store(archive.store)}")
+        print(f"Inputs:       {archive.inputs.location()} (CRM exports, apart from the records; "
+              f"retention {settings.inputs_retention_years} years)")
+        for line in retention:
+            print(line)
         if settings.s3_endpoint:
             print(f"S3 endpoint:  {settings.s3_endpoint} "
                   f"({s3_server.kind if s3_server else 'external'}), bucket {settings.s3_bucket}")
@@ -272,6 +283,41 @@ def run_stack(*, host: str, prefect_port: int, s3_port: int, web_port: int = 840
         if databases is not None:
             databases.stop()
         state_file.unlink(missing_ok=True)
+
+
+def prepare_retention_and_signing(archive: Archive) -> list[str]:
+    """What ``up`` says about retention and signing, after making sure of both.
+
+    The branch archive's signing key and certificate chain are created once (the key
+    encrypted with ``BROKERFLOW_SIGNING_KEY_PASSPHRASE``, outside the database).  In
+    production an S3 endpoint must keep per-object retention in COMPLIANCE mode: a probe
+    object (retained one day) is written and read back, and ``up`` stops when the endpoint
+    refuses or ignores it; development mode allows GOVERNANCE and warns.
+    """
+    from brokerflow.archive.signing import ensure_archive_keys, key_files, load_signer
+    from brokerflow.archive.store import ObjectStore
+    from brokerflow.kernel.calendar import utcnow
+
+    settings = archive.settings
+    created = ensure_archive_keys(settings)
+    signer = load_signer(settings)  # the key opens with the passphrase: checked now
+    mode = settings.retention_mode
+    lines = [f"Retention:    {mode}, {settings.retention_years} years per object"
+             + (" (DEVELOPMENT MODE: GOVERNANCE can be lifted with the bypass permission)"
+                if mode != "COMPLIANCE" else " (production: nobody can shorten or delete)")]
+    lines += [f"              WARNING: {warning}" for warning in archive.store_warnings]
+    if isinstance(archive.store, ObjectStore) and not archive.store_warnings:
+        problem = archive.store.probe_retention(mode=mode, until=utcnow() + timedelta(days=1))
+        if problem and not settings.dev:
+            raise StorageError(f"{problem}: production needs an S3 endpoint with Object Lock "
+                               "in COMPLIANCE mode")
+        if problem:
+            lines.append(f"              WARNING: {problem} (allowed in development mode)")
+    files = key_files(settings)
+    lines.append(f"Signing:      PAdES by the branch archive key {files.signing_key} "
+                 f"(encrypted; {'created now' if created else 'kept'}; certificate "
+                 f"{signer.fingerprint[:16]}…)")
+    return lines
 
 
 def _write_state(state_file: Path, state: dict[str, object]) -> None:

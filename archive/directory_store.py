@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from brokerflow.archive.store import ObjectInfo, ObjectVersion, StoredObject
+from brokerflow.archive.store import ObjectInfo, ObjectVersion, Retention, StoredObject
 from brokerflow.kernel.errors import IntegrityError, NotFound, StorageError
 
 VERSION_DIR_SUFFIX = ",v"
@@ -62,8 +62,10 @@ class DirectoryStore:
 
     # ------------------------------------------------------------------ bucket
 
-    def ensure_bucket(self, *, retention_years: int, retention_mode: str) -> None:
-        """Create the store's directories and record its retention policy (once)."""
+    def ensure_bucket(self, *, retention_years: int, retention_mode: str,
+                      strict: bool = True) -> str | None:
+        """Create the store's directories and record its retention policy (once); None (the
+        store has no warning to give)."""
         policy = self.base / "store.json"
         try:
             self.objects.mkdir(parents=True, exist_ok=True)
@@ -77,11 +79,12 @@ class DirectoryStore:
         except OSError as exc:
             raise StorageError(f"cannot prepare the document store {self.base}: "
                                f"{exc.strerror or exc}") from exc
-        if recorded.get("retention_mode") != retention_mode:
+        if recorded.get("retention_mode") == "COMPLIANCE" and retention_mode != "COMPLIANCE":
             raise StorageError(f"the document store {self.base} was created with retention "
-                               f"mode {recorded.get('retention_mode')}, not {retention_mode}")
+                               f"mode COMPLIANCE, not {retention_mode}")
         if not os.access(self.objects, os.W_OK):
             raise StorageError(f"the document store {self.objects} is not writable")
+        return None
 
     def lock_mode(self) -> str | None:
         """The retention mode the store records (not enforced beyond this machine)."""
@@ -100,9 +103,11 @@ class DirectoryStore:
     # ------------------------------------------------------------------ objects
 
     def put(self, key: str, data: bytes, *, metadata: dict[str, str],
-            content_type: str = "application/pdf", new_version: bool = False) -> StoredObject:
+            content_type: str = "application/pdf", new_version: bool = False,
+            retention: Retention | None = None) -> StoredObject:
         """Store ``data`` at ``key`` once (see the module text); ``StorageError`` when the disk
-        refuses (full, read-only, permissions), leaving no half version behind."""
+        refuses (full, read-only, permissions), leaving no half version behind.  The version
+        records ``retention`` (else the store's policy from now)."""
         folder = self._folder(key)
         md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
         try:
@@ -122,8 +127,11 @@ class DirectoryStore:
                     "key": key, "version_id": name, "size": len(data), "md5": md5,
                     "sha256": hashlib.sha256(data).hexdigest(), "content_type": content_type,
                     "metadata": dict(metadata), "stored_at": now.isoformat(),
-                    "retention_mode": str(policy.get("retention_mode", "")),
-                    "retain_until": _add_years(now, years).isoformat(),
+                    "retention_mode": retention.mode if retention is not None
+                    else str(policy.get("retention_mode", "")),
+                    "retain_until": (retention.retain_until.astimezone(UTC).isoformat()
+                                     if retention is not None
+                                     else _add_years(now, years).isoformat()),
                 }
                 leftover = folder / f"{name}.data"
                 if leftover.exists():  # bytes of a put that died before its record
@@ -174,7 +182,29 @@ class DirectoryStore:
                           metadata={str(k): str(v) for k, v in metadata.items()}
                           if isinstance(metadata, dict) else {},
                           retention_mode=str(record.get("retention_mode", "")),
-                          retain_until=str(record.get("retain_until", "")))
+                          retain_until=str(record.get("retain_until", "")),
+                          legal_hold=self._hold_path(key, str(record["version_id"])).exists())
+
+    def set_legal_hold(self, key: str, *, version_id: str, on: bool) -> None:
+        """Place or lift the legal hold of one version (``<version>.hold`` beside it: a
+        flag, not a record; nothing in brokerflow deletes a held or retained version)."""
+        name = self._version_name(key, version_id)
+        self._record(key, name)  # NotFound for a version that does not exist
+        path = self._hold_path(key, name)
+        try:
+            if on and not path.exists():
+                with contextlib.suppress(FileExistsError):
+                    self._publish(path.parent, path.name, b"ON")
+            elif not on and path.exists():
+                path.unlink()
+                if self.sync:
+                    _sync_directory(path.parent)
+        except OSError as exc:
+            raise StorageError(f"could not {'place' if on else 'lift'} the legal hold of "
+                               f"{key}: {_reason(exc)}") from exc
+
+    def _hold_path(self, key: str, name: str) -> Path:
+        return self._folder(key) / f"{name}.hold"
 
     def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
         """Every version of every key starting with ``prefix``, keys in order, each key's

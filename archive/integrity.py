@@ -8,14 +8,18 @@ import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlmodel import select
 
+from brokerflow.archive import holds, signing
 from brokerflow.archive.layout import entry_from_metadata, is_document_key, void_marker_serial
 from brokerflow.archive.serials import Serial, parse_serial
-from brokerflow.archive.store import ObjectVersion
+from brokerflow.archive.store import ObjectInfo, ObjectVersion
+from brokerflow.archive.stores import DocumentStore
+from brokerflow.kernel.calendar import add_years
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BrokerflowError, NotFound
 from brokerflow.kernel.models import ArchiveEntry, SerialCounter, SerialRecord
@@ -24,12 +28,17 @@ from brokerflow.kernel.vocabulary import SerialStatus
 if TYPE_CHECKING:
     from brokerflow.archive.service import Archive
 
+#: Key prefixes of inputs (CRM exports); in the record series they are a finding.
+INPUT_PREFIXES = ("crm/",)
+
 
 @dataclass
 class VerifyReport:
     checked: int = 0
     problems: list[str] = field(default_factory=list)
     markers_written: int = 0  # void markers the bucket lacked (the store was down at voiding)
+    signatures_checked: int = 0  # with ``signatures``: PDFs whose PAdES signature was validated
+    inputs_checked: int = 0  # input versions (CRM exports) re-hashed and retention-checked
 
     @property
     def ok(self) -> bool:
@@ -39,22 +48,43 @@ class VerifyReport:
 @dataclass
 class RebuildReport:
     indexed: int = 0
+    inputs: int = 0  # input versions found in the inputs store (they have no index rows)
     voids_kept: int = 0  # from the bucket's void markers and the database's void records
     voided_gaps: int = 0
     voided_duplicates: int = 0  # objects under an earlier serial of the same document
     skipped: list[str] = field(default_factory=list)
 
 
-def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
-       ) -> VerifyReport:
+def retention_problem(info: ObjectInfo, *, mode: str, at_least_until: datetime | None
+                      ) -> str | None:
+    """Why an object's own retention falls short (None when it does not): missing, weaker
+    than ``mode`` (GOVERNANCE where COMPLIANCE is required) or ending before
+    ``at_least_until`` (archive time plus the policy's years).  Pure."""
+    until = info.retained_until()
+    if not info.retention_mode or until is None:
+        return "has no retention of its own"
+    if info.retention_mode != mode and info.retention_mode != "COMPLIANCE":
+        return f"is retained in {info.retention_mode} mode, not {mode}"
+    if at_least_until is not None and until < at_least_until - timedelta(seconds=1):
+        return (f"is retained only until {until:%Y-%m-%d}, the policy asks for "
+                f"{at_least_until:%Y-%m-%d}")
+    return None
+
+
+def verify(archive: Archive, *, progress: Callable[[int], None] | None = None,
+           signatures: bool = False) -> VerifyReport:
     """Re-hash every indexed object and account for every serial and every object.
 
-    Reported: a missing or altered object, more than one version under one serial (a late
-    duplicate upload or an overwrite), an object the index does not know (with what the
-    serial's record says: voided before its upload arrived, or still reserved), and
-    numbers neither stored nor void.
+    Reported: a missing or altered object, an object whose own retention is missing, weaker
+    than the configured mode or shorter than the policy, more than one version under one
+    serial (a late duplicate upload or an overwrite), an object the index does not know
+    (with what the serial's record says: voided before its upload arrived, or still
+    reserved), numbers neither stored nor void, inputs kept in the record series, and (with
+    ``signatures``) every PDF whose PAdES signature does not validate offline against this
+    installation's archive root.
     """
     report = VerifyReport()
+    roots = signing.trust_roots(archive.settings) if signatures else []
     with new_session(archive.engine) as session:
         entries = list(session.exec(select(ArchiveEntry).order_by(ArchiveEntry.serial)))
         records = {r.serial: r for r in session.exec(select(SerialRecord))}
@@ -62,10 +92,15 @@ def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
     versions: dict[str, list[ObjectVersion]] = defaultdict(list)
     markers: set[str] = set()
     for version in archive.store.versions():
-        if is_document_key(version.key):  # other data (e.g. crm/ exports) is not archive
+        if is_document_key(version.key):
             versions[version.key].append(version)
         elif (voided := void_marker_serial(version.key)) is not None:
             markers.add(voided)
+            if version.is_latest:
+                _check_retention(archive, version.key, version.version_id, None, report)
+        elif version.key.startswith(INPUT_PREFIXES) and version.is_latest:
+            report.problems.append(f"{version.key}: an input kept in the record series "
+                                   f"(inputs belong in {archive.inputs.location()})")
     for void in records.values():  # a void the store was down for gets its marker now
         if void.status == SerialStatus.VOID and void.serial not in markers:
             if archive.store_void_marker(void.serial, void.reason):
@@ -76,7 +111,13 @@ def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
     indexed_keys = {e.object_key for e in entries}
     for entry in entries:
         report.checked += 1
-        _verify_entry(archive, entry, versions.get(entry.object_key, []), report)
+        data = _verify_entry(archive, entry, versions.get(entry.object_key, []), report)
+        years = archive.settings.retention_years
+        _check_retention(archive, entry.object_key, entry.version_id,
+                         add_years(entry.created_at.astimezone(UTC), years), report,
+                         name=entry.serial)
+        if signatures and data is not None:
+            _check_signature(entry, data, roots, report)
         if progress is not None:
             progress(report.checked)
     for key in sorted(set(versions) - indexed_keys):
@@ -103,20 +144,68 @@ def verify(archive: Archive, *, progress: Callable[[int], None] | None = None
                 f"{counter.branch}-{counter.doc_type}-{counter.year}: numbers "
                 f"{sorted(missing)[:10]} are not accounted for"
             )
+    _verify_inputs(archive, report)
+    report.problems += holds.hold_findings(archive)
     return report
 
+
+def _check_retention(archive: Archive, key: str, version_id: str,
+                     at_least_until: datetime | None, report: VerifyReport, *,
+                     name: str = "", store: DocumentStore | None = None) -> None:
+    try:
+        info = (store or archive.store).stat(key, version_id=version_id)
+    except NotFound:
+        return  # reported as missing already
+    problem = retention_problem(info, mode=archive.settings.retention_mode,
+                                at_least_until=at_least_until)
+    if problem is not None:
+        report.problems.append(f"{name or key}: the object {problem}")
+
+
+def _check_signature(entry: ArchiveEntry, data: bytes, roots: list[bytes],
+                     report: VerifyReport) -> None:
+    report.signatures_checked += 1
+    check = signing.check_signature(data, trust_roots=roots)
+    if not check.ok:
+        report.problems.append(f"{entry.serial}: signature: {check.problem or 'not valid'}")
+    elif check.serial and check.serial != entry.serial:
+        report.problems.append(f"{entry.serial}: the signature names serial {check.serial}")
+
+
+def _verify_inputs(archive: Archive, report: VerifyReport) -> None:
+    """Every input version: its bytes against the SHA-256 it was stored with, and its own
+    retention (the inputs' policy)."""
+    for version in archive.inputs.versions():
+        report.inputs_checked += 1
+        try:
+            info = archive.inputs.stat(version.key, version_id=version.version_id)
+            data = archive.inputs.get(version.key, version_id=version.version_id)
+        except NotFound:
+            report.problems.append(f"input {version.key} ({version.version_id}) is missing")
+            continue
+        recorded = info.metadata.get("sha256")
+        if recorded and hashlib.sha256(data).hexdigest() != recorded:
+            report.problems.append(f"input {version.key} ({version.version_id}) does not "
+                                   "match its SHA-256")
+        problem = retention_problem(info, mode=archive.settings.retention_mode,
+                                    at_least_until=None)
+        if problem is not None:
+            report.problems.append(f"input {version.key} ({version.version_id}): the object "
+                                   f"{problem}")
+
 def _verify_entry(archive: Archive, entry: ArchiveEntry, versions: list[ObjectVersion],
-              report: VerifyReport) -> None:
+                  report: VerifyReport) -> bytes | None:
+    """Re-hash one document and look at its versions; its bytes (None when missing)."""
     try:
         data = archive.store.get(entry.object_key, version_id=entry.version_id)
     except NotFound:
         report.problems.append(f"{entry.serial}: object {entry.object_key} is missing")
-        return
+        return None
     if hashlib.sha256(data).hexdigest() != entry.sha256:
         report.problems.append(f"{entry.serial}: indexed version does not match its SHA-256")
     others = [v for v in versions if v.version_id != entry.version_id]
     if not others:
-        return
+        return data
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
     same = sum(1 for v in others if v.etag == md5)
     kinds = ", ".join(part for part in (f"{same} more with the same bytes" if same else "",
@@ -131,6 +220,7 @@ def _verify_entry(archive: Archive, entry: ArchiveEntry, versions: list[ObjectVe
     else:
         report.problems.append(
             f"{entry.serial}: {len(versions)} versions under one serial ({kinds})")
+    return data
 
 def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = None
               ) -> RebuildReport:
@@ -146,6 +236,7 @@ def rebuild_index(archive: Archive, *, progress: Callable[[int], None] | None = 
     once handed out is never handed out again).  Numbers with no object become void records.
     """
     report = RebuildReport()
+    report.inputs = sum(1 for _ in archive.inputs.versions())
     oldest: dict[str, str] = {}
     voids: dict[str, str] = {}  # serial -> reason: markers in the bucket, then the old index
     for version in archive.store.versions():

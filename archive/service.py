@@ -8,9 +8,13 @@
    once, by anyone else after the lease (indexed when its object landed, else voided);
 3. allocate the serial and commit it (so the number is accounted for from now on);
 4. (rendered documents) render the PDF with its serial on the page -- failure voids the serial;
-5. store the object (outages waited out, Content-MD5, never two versions of one put) -- on
-   failure the serial is voided unless its object landed after all, or an owner will retry;
-6. confirm the stored bytes (ETag = MD5) and write the index row in one commit.
+5. sign it with the branch archive's key (PAdES, ``archive.signing``) -- nothing is archived
+   unsigned: a missing or wrong key voids the serial with the reason;
+6. store the object with its own retention (mode and retain-until date; outages waited out,
+   Content-MD5, never two versions of one put) -- on failure the serial is voided unless its
+   object landed after all, or an owner will retry;
+7. confirm the stored bytes (ETag = MD5) and write the index row in one commit;
+8. place the legal hold when the document's CM is under an open case (``archive.holds``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -31,20 +35,21 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlmodel import select
 
-from brokerflow.archive import index
+from brokerflow.archive import holds, index
 from brokerflow.archive.access import DocumentScope, decide_put, decide_read, readable_scope
 from brokerflow.archive.anchors import current_head, head_label
 from brokerflow.archive.layout import entry_from_metadata, void_marker_key
 from brokerflow.archive.serials import Serial, parse_serial
-from brokerflow.archive.store import StoredObject
+from brokerflow.archive.store import Retention, StoredObject
 from brokerflow.archive.stores import DocumentStore, open_store
-from brokerflow.kernel.calendar import utcnow
+from brokerflow.kernel.calendar import add_years, utcnow
 from brokerflow.kernel.db import new_session, read_session
 from brokerflow.kernel.errors import (
     AccessDenied,
     AccessError,
     BadInput,
     NotFound,
+    SigningUnavailable,
     StorageError,
 )
 from brokerflow.kernel.failpoints import failpoint
@@ -118,10 +123,14 @@ class Archive:
         store: DocumentStore,
         settings: Settings,
         clock: Callable[[], datetime] | None = None,
+        inputs: DocumentStore | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
+        self.inputs = inputs if inputs is not None else open_store(settings, inputs=True)
         self.settings = settings
+        self._lock_available: bool | None = None
+        self.store_warnings: list[str] = []  # what preparing the stores warned about (dev)
         self.zone = ZoneInfo(settings.timezone)
         self.clock = clock or (lambda: datetime.now(self.zone))
 
@@ -162,6 +171,9 @@ class Archive:
         file archived twice is one document."""
         if not data.startswith(PDF_MAGIC):
             raise BadInput("not a PDF (it does not start with %PDF-)", file=spec.source)
+        from brokerflow.archive import signing  # pyHanko: imported when a PDF is signed
+
+        signing.check_signable(data, source=spec.source)
         sha256 = hashlib.sha256(data).hexdigest()
         if not spec.subject_key:
             spec = replace(spec, subject_key=f"sha256:{sha256}")
@@ -284,11 +296,67 @@ class Archive:
         return Serial(record.branch, record.doc_type, record.year, record.number)
 
     def store_reserved(self, reservation: Reservation, data: bytes) -> PutResult:
-        """Store the document of a reservation, confirm it, index it; void on failure."""
-        entry = self._store_object(reservation, data)
+        """Sign the document of a reservation, store it, confirm it, index it, hold it when
+        its CM is under an open case; void on failure."""
+        signed = self._sign(reservation, data)
+        entry = self._store_object(reservation, signed)
         failpoint("archive.stored")
         self._index(reservation, entry)
+        try:
+            holds.hold_if_under_case(self, entry)
+        except StorageError as exc:  # stored and indexed: verify reports it, --settle ends it
+            log.warning("%s is archived, but its legal hold is not placed yet: %s",
+                        entry.serial, exc)
         return PutResult(serial=entry.serial, created=True, sha256=entry.sha256)
+
+    def _sign(self, reservation: Reservation, data: bytes) -> bytes:
+        """The archive's PAdES signature over the whole document; the serial is voided with
+        the reason when the key is missing or wrong (nothing is archived unsigned)."""
+        from brokerflow.archive import signing
+
+        serial = str(reservation.serial)
+        try:
+            return signing.load_signer(self.settings).sign(data, serial=serial)
+        except SigningUnavailable as exc:
+            self._void(reservation, f"not signed: {exc}")
+            raise
+        except Exception as exc:  # a PDF pyHanko cannot extend: account for the number
+            self._void(reservation, f"not signed: {exc!r}")
+            raise SigningUnavailable(f"{serial}: the document could not be signed "
+                                     f"({exc.__class__.__name__}); the serial is void") from exc
+
+    def _signer_fingerprint(self) -> str:
+        from brokerflow.archive.signing import load_signer
+
+        return load_signer(self.settings).fingerprint
+
+    def retention_for(self, moment: datetime, *, years: int | None = None) -> Retention | None:
+        """The per-object retention of something stored at ``moment``: the configured mode,
+        until ``moment`` plus the policy's years (None only for a development bucket without
+        Object Lock, which ``up`` warned about)."""
+        if self.settings.dev:  # production: an endpoint without Object Lock refuses the put
+            if self._lock_available is None:
+                try:
+                    self._lock_available = self.store.lock_mode() is not None
+                except (S3Error, urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise StorageError(f"cannot read the Object Lock of "
+                                       f"{self.store.location()}: {exc}") from exc
+            if not self._lock_available:
+                return None
+        until = add_years(moment.astimezone(UTC), years or self.settings.retention_years)
+        return Retention(mode=self.settings.retention_mode, retain_until=until)
+
+    def put_input(self, key: str, data: bytes, *, metadata: dict[str, str],
+                  content_type: str) -> StoredObject:
+        """Store an input (a CRM export file) in the inputs store, apart from the records,
+        with the inputs' own retention; a corrected file becomes the key's newest version."""
+        retention: Retention | None = Retention(
+            mode=self.settings.retention_mode,
+            retain_until=add_years(utcnow(), self.settings.inputs_retention_years))
+        if self.settings.dev and self.inputs.lock_mode() is None:
+            retention = None  # a development bucket without Object Lock (up warned)
+        return self.inputs.put(key, data, metadata=metadata, content_type=content_type,
+                               new_version=True, retention=retention)
 
     def _store_object(self, reservation: Reservation, data: bytes) -> ArchiveEntry:
         """Put the object (checksum confirmed by the store); the index row it will need."""
@@ -301,9 +369,11 @@ class Archive:
             "month": reservation.month, "created-by": reservation.actor_id,
             "created-at": reservation.created_at.isoformat(),
             "audit-head": head_label(current_head(self)),  # an anchor of the audit chain
+            "signed-by": self._signer_fingerprint(),
         }
         try:
-            stored = self.store.put(serial.object_key, data, metadata=metadata)
+            stored = self.store.put(serial.object_key, data, metadata=metadata,
+                                    retention=self.retention_for(reservation.created_at))
         except StorageError as exc:
             landed = self._landed_after_all(serial.object_key, data)
             if landed is None:
@@ -350,7 +420,8 @@ class Archive:
                           ensure_ascii=False).encode()
         try:
             self.store.put(key, body, metadata={"serial": serial, "status": "void"},
-                           content_type="application/json")
+                           content_type="application/json",
+                           retention=self.retention_for(utcnow()))
         except StorageError as exc:
             log.warning("void marker of %s not stored yet: %s", serial, exc)
             return False
@@ -506,12 +577,13 @@ class Archive:
 
     # ------------------------------------------------------------------ integrity
 
-    def verify(self, *, progress: Callable[[int], None] | None = None) -> VerifyReport:
-        """Re-hash every indexed object; account for every serial and object
-        (``brokerflow.archive.integrity``)."""
+    def verify(self, *, progress: Callable[[int], None] | None = None,
+               signatures: bool = False) -> VerifyReport:
+        """Re-hash every indexed object; check its retention (and with ``signatures`` its
+        PAdES signature); account for every serial and object (``archive.integrity``)."""
         from brokerflow.archive.integrity import verify
 
-        return verify(self, progress=progress)
+        return verify(self, progress=progress, signatures=signatures)
 
     def rebuild_index(self, *, progress: Callable[[int], None] | None = None
                       ) -> RebuildReport:
@@ -539,9 +611,18 @@ def open_archive(settings: Settings, engine: Engine | None = None, *,
     from brokerflow.kernel.db import open_database
 
     store = open_store(settings)
-    if prepare_bucket:
-        store.ensure_bucket(retention_years=settings.retention_years,
-                            retention_mode=settings.retention_mode)
-    return Archive(engine=engine or open_database(settings.database_url), store=store,
-                   settings=settings)
+    inputs = open_store(settings, inputs=True)
+    warnings = []
+    if prepare_bucket:  # without Object Lock: refused in production, a warning in development
+        warnings = [w for w in (
+            store.ensure_bucket(retention_years=settings.retention_years,
+                                retention_mode=settings.retention_mode, strict=not settings.dev),
+            inputs.ensure_bucket(retention_years=settings.inputs_retention_years,
+                                 retention_mode=settings.retention_mode,
+                                 strict=not settings.dev)) if w]
+    archive = Archive(engine=engine or open_database(settings.database_url), store=store,
+                      settings=settings, inputs=inputs)
+    archive.store_warnings = warnings
+    return archive
+
 

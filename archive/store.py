@@ -18,6 +18,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 from urllib.parse import quote, unquote
 
@@ -27,6 +28,7 @@ from minio.commonconfig import ENABLED
 from minio.error import S3Error
 from minio.helpers import genheaders
 from minio.objectlockconfig import YEARS, ObjectLockConfig
+from minio.versioningconfig import VersioningConfig
 
 from brokerflow.kernel.errors import IntegrityError, NotFound, StorageError
 from brokerflow.kernel.settings import Settings
@@ -46,12 +48,36 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """Per-object retention written with an object: its mode and the moment it ends."""
+
+    mode: str  # COMPLIANCE (production) or GOVERNANCE (development only)
+    retain_until: datetime  # aware
+
+    def header_value(self) -> str:
+        """``x-amz-object-lock-retain-until-date`` as S3 wants it (ISO 8601, UTC, 'Z')."""
+        return self.retain_until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     version_id: str
     size: int
     metadata: dict[str, str]
     retention_mode: str = ""
-    retain_until: str = ""
+    retain_until: str = ""  # ISO 8601 as the store answers it; '' when the object has none
+    legal_hold: bool = False
+
+    def retained_until(self) -> datetime | None:
+        """``retain_until`` as an aware datetime (None when absent or unreadable)."""
+        text = self.retain_until.strip()
+        if not text:
+            return None
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -115,12 +141,13 @@ class ObjectStore:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ObjectStore:
+    def from_settings(cls, settings: Settings, *, bucket: str | None = None) -> ObjectStore:
+        """The store of ``settings``' endpoint; ``bucket`` instead of the records bucket."""
         return cls(
             endpoint_host=settings.s3_host,
             access_key=settings.s3_access_key,
             secret_key=settings.s3_secret_key,
-            bucket=settings.s3_bucket,
+            bucket=bucket or settings.s3_bucket,
             secure=settings.s3_secure,
             region=settings.s3_region,
             retries=settings.s3_retries,
@@ -134,28 +161,70 @@ class ObjectStore:
 
     # ------------------------------------------------------------------ bucket
 
-    def ensure_bucket(self, *, retention_years: int, retention_mode: str) -> None:
+    def ensure_bucket(self, *, retention_years: int, retention_mode: str,
+                      strict: bool = True) -> str | None:
         """Create the bucket with Object Lock (which implies versioning) and default retention.
 
-        An existing bucket is checked: versioning must be on and Object Lock configured.
+        An existing bucket is checked: versioning must be on and Object Lock configured in
+        ``retention_mode``.  An endpoint without Object Lock, or refusing the mode, is a
+        ``StorageError`` saying so -- unless not ``strict`` (development), where the bucket is
+        used as it is and the warning is returned.
         """
+        what = f"bucket {self.bucket!r} at {self.endpoint}"
         try:
             if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket, object_lock=True)
-                self.client.set_object_lock_config(
-                    self.bucket, ObjectLockConfig(retention_mode, retention_years, YEARS)
-                )
+                try:
+                    self.client.make_bucket(self.bucket, object_lock=True)
+                except S3Error as exc:
+                    if strict:
+                        raise StorageError(f"the S3 endpoint {self.endpoint} cannot create a "
+                                           f"bucket with Object Lock ({exc.code}): records "
+                                           "need a WORM store") from exc
+                    self.client.make_bucket(self.bucket)
+                    self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+            mode = self.lock_mode()
+            if mode is None:
+                problem = (f"{what} has no Object Lock: objects could be deleted or "
+                           "overwritten; create the bucket with Object Lock enabled")
+                if strict:
+                    raise StorageError(problem)
+                if not self.versioning_enabled():
+                    self.client.set_bucket_versioning(self.bucket, VersioningConfig(ENABLED))
+                return problem + " (allowed in development mode only)"
             if self.client.get_bucket_versioning(self.bucket).status != ENABLED:
-                raise StorageError(f"bucket {self.bucket!r} exists without versioning")
-            if self.lock_mode() != retention_mode:
-                self.client.set_object_lock_config(
-                    self.bucket, ObjectLockConfig(retention_mode, retention_years, YEARS)
-                )
+                raise StorageError(f"{what} exists without versioning")
+            if mode != retention_mode:
+                try:
+                    self.client.set_object_lock_config(
+                        self.bucket, ObjectLockConfig(retention_mode, retention_years, YEARS))
+                except S3Error as exc:
+                    raise StorageError(f"{what} refuses Object Lock in {retention_mode} mode "
+                                       f"({exc.code}: {exc.message})") from exc
+                if self.lock_mode() != retention_mode:
+                    raise StorageError(f"{what} does not keep Object Lock in {retention_mode} "
+                                       "mode (it answers another mode after being set)")
         except S3Error as exc:
-            raise StorageError(f"cannot prepare bucket {self.bucket!r}: {exc}") from exc
+            raise StorageError(f"cannot prepare {what}: {exc}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StorageError(self.unreachable(f"cannot prepare bucket {self.bucket!r}")
                                ) from exc
+        return None
+
+    def probe_retention(self, *, mode: str, until: datetime) -> str | None:
+        """Write a small probe object with ``mode`` retention until ``until`` and read it
+        back: None when the endpoint keeps it, else what it did instead (an endpoint that
+        refuses COMPLIANCE, or ignores per-object retention)."""
+        key = f"brokerflow-probe/retention-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        try:
+            stored = self.put(key, b"retention probe", metadata={"probe": "retention"},
+                              content_type="text/plain", retention=Retention(mode, until))
+            info = self.stat(key, version_id=stored.version_id)
+        except (StorageError, IntegrityError) as exc:
+            return f"the endpoint refuses per-object retention in {mode} mode: {exc}"
+        if info.retention_mode != mode or info.retained_until() is None:
+            return (f"the endpoint does not keep per-object retention in {mode} mode "
+                    f"(it answers mode {info.retention_mode or 'none'!r})")
+        return None
 
     def unreachable(self, what: str) -> str:
         """The message for an endpoint that does not answer: which one, and what to do."""
@@ -164,8 +233,14 @@ class ObjectStore:
                 "service)")
 
     def lock_mode(self) -> str | None:
-        """Mode of the bucket's default retention (GOVERNANCE or COMPLIANCE)."""
-        return self.client.get_object_lock_config(self.bucket).mode
+        """Mode of the bucket's default retention (GOVERNANCE or COMPLIANCE; '' for Object
+        Lock without a default rule); None when the bucket has no Object Lock."""
+        try:
+            return self.client.get_object_lock_config(self.bucket).mode or ""
+        except S3Error as exc:
+            if exc.code in ("ObjectLockConfigurationNotFoundError", "InvalidRequest"):
+                return None
+            raise
 
     def versioning_enabled(self) -> bool:
         return self.client.get_bucket_versioning(self.bucket).status == ENABLED
@@ -200,8 +275,12 @@ class ObjectStore:
     # ------------------------------------------------------------------ objects
 
     def put(self, key: str, data: bytes, *, metadata: dict[str, str],
-            content_type: str = "application/pdf", new_version: bool = False) -> StoredObject:
+            content_type: str = "application/pdf", new_version: bool = False,
+            retention: Retention | None = None) -> StoredObject:
         """Store ``data`` at ``key`` with Content-MD5, once; confirm the ETag equals the MD5.
+
+        ``retention`` is written with the object (``x-amz-object-lock-mode`` and
+        ``-retain-until-date``), so every S3 client reads it on the object itself.
 
         Every PUT is conditional (``If-None-Match: *``: only if the key is empty), so sending
         it again after an unknown outcome cannot make a second version: when the first one
@@ -217,6 +296,9 @@ class ObjectStore:
         headers["Content-MD5"] = base64.b64encode(md5.digest()).decode()
         if not new_version:
             headers["If-None-Match"] = "*"
+        if retention is not None:
+            headers["x-amz-object-lock-mode"] = retention.mode
+            headers["x-amz-object-lock-retain-until-date"] = retention.header_value()
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.5
         while True:
@@ -296,7 +378,24 @@ class ObjectStore:
             metadata=decode_metadata(headers),
             retention_mode=headers.get("x-amz-object-lock-mode", ""),
             retain_until=headers.get("x-amz-object-lock-retain-until-date", ""),
+            legal_hold=headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON",
         )
+
+    def set_legal_hold(self, key: str, *, version_id: str, on: bool) -> None:
+        """Place (``on``) or lift the S3 legal hold of one object version."""
+        def change() -> None:
+            if on:
+                self.client.enable_object_legal_hold(self.bucket, key, version_id or None)
+            else:
+                self.client.disable_object_legal_hold(self.bucket, key, version_id or None)
+
+        try:
+            self._patiently(f"{'hold' if on else 'release'} {key}", change)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchVersion"):
+                raise NotFound(f"object {key} is missing") from exc
+            raise StorageError(f"could not {'place' if on else 'lift'} the legal hold of "
+                               f"{key}: {exc}") from exc
 
     def versions(self, prefix: str = "") -> Iterator[ObjectVersion]:
         """Every version of every object under ``prefix`` (delete markers skipped), each key's

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from brokerflow.archive.store import ObjectInfo, ObjectStore, ObjectVersion, StoredObject
+from brokerflow.archive.store import (
+    ObjectInfo,
+    ObjectStore,
+    ObjectVersion,
+    Retention,
+    StoredObject,
+)
 from brokerflow.kernel.settings import Settings
 
 
@@ -23,15 +29,16 @@ class DocumentStore(Protocol):
 
     def location(self, prefix: str = "") -> str: ...
 
-    def ensure_bucket(self, *, retention_years: int, retention_mode: str) -> None: ...
+    def ensure_bucket(self, *, retention_years: int, retention_mode: str,
+                      strict: bool = True) -> str | None: ...
 
     def lock_mode(self) -> str | None: ...
 
     def versioning_enabled(self) -> bool: ...
 
     def put(self, key: str, data: bytes, *, metadata: dict[str, str],
-            content_type: str = "application/pdf",
-            new_version: bool = False) -> StoredObject: ...
+            content_type: str = "application/pdf", new_version: bool = False,
+            retention: Retention | None = None) -> StoredObject: ...
 
     def landed(self, key: str, md5_hex: str) -> StoredObject | None: ...
 
@@ -41,14 +48,18 @@ class DocumentStore(Protocol):
 
     def versions(self, prefix: str = "") -> Iterator[ObjectVersion]: ...
 
+    def set_legal_hold(self, key: str, *, version_id: str, on: bool) -> None: ...
 
-def open_store(settings: Settings) -> DocumentStore:
-    """The S3 store when an endpoint is configured, else the directory store."""
+
+def open_store(settings: Settings, *, inputs: bool = False) -> DocumentStore:
+    """The S3 store when an endpoint is configured, else the directory store; ``inputs``: the
+    store of CRM exports and other inputs (its own bucket, kept apart from the records)."""
+    bucket = settings.s3_inputs_bucket if inputs else settings.s3_bucket
     if settings.s3_endpoint:
-        return ObjectStore.from_settings(settings)
+        return ObjectStore.from_settings(settings, bucket=bucket)
     from brokerflow.archive.directory_store import DirectoryStore
 
-    return DirectoryStore(root=settings.store_path, bucket=settings.s3_bucket)
+    return DirectoryStore(root=settings.store_path, bucket=bucket)
 
 
 def describe_store(store: DocumentStore) -> str:

@@ -207,9 +207,8 @@ def upload_and_attribute(archive: Any, exports: dict[str, Path]) -> int:
     count = 0
     for branch, directory in exports.items():
         for name in ("staff.csv", "clients.csv"):
-            archive.store.put(f"crm/{branch}/{MONTH}/{name}", (directory / name).read_bytes(),
-                              metadata={"uploaded-by": "bench"}, new_version=True,
-                              content_type="text/csv")
+            archive.put_input(f"crm/{branch}/{MONTH}/{name}", (directory / name).read_bytes(),
+                              metadata={"uploaded-by": "bench"}, content_type="text/csv")
         identities, attributions = [], []
         with (directory / "clients.csv").open(newline="", encoding="utf-8") as handle:
             for row in csv.DictReader(handle):

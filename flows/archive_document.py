@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from brokerflow.approvals.waiting import current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import NotFound, StorageError
+from brokerflow.kernel.errors import NotFound, SigningUnavailable, StorageError
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.render import DocumentRenderer, parse_document_data
 from brokerflow.kernel.roster import get_user_view
@@ -36,9 +36,12 @@ def shared_renderer() -> DocumentRenderer:
 
 
 def storage_failed(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: only an unreachable or failing object store is worth another try."""
+    """Retry condition: only an unreachable or failing object store is worth another try
+    (a missing or wrong signing key needs an operator: each try would void one more serial)."""
     try:
         state.result()
+    except SigningUnavailable:
+        return False
     except StorageError:
         return True
     except Exception:  # noqa: BLE001 - anything else is not retried

@@ -104,13 +104,13 @@ def _fetch_export(archive: Archive, branch: str, month: str, target: Path) -> Pa
     found = 0
     for name in CRM_FILES:
         try:
-            data = archive.store.get(prefix + name)
+            data = archive.inputs.get(prefix + name)
         except NotFound:
             continue
         (target / name).write_bytes(data)
         found += 1
     if not found:
-        raise BadInput(f"no CRM export under {archive.store.location(prefix)}",
+        raise BadInput(f"no CRM export under {archive.inputs.location(prefix)}",
                        file=prefix)
     return target
 

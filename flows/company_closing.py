@@ -77,7 +77,7 @@ def roster_branches(archive: Archive) -> list[str]:
 def exported_branches(archive: Archive, month: str) -> set[str]:
     """Branches with an export for ``month`` under ``crm/<branch>/<month>/``."""
     found = set()
-    for version in archive.store.versions("crm/"):
+    for version in archive.inputs.versions("crm/"):
         parts = version.key.split("/")
         if len(parts) >= 4 and parts[2] == month:
             found.add(parts[1])

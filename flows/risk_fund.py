@@ -37,6 +37,7 @@ from brokerflow.approvals.signing import (
     user_names,
 )
 from brokerflow.approvals.waiting import ANSWER_HOOKS, WaitMode, current_flow_run_id
+from brokerflow.archive.holds import close_case_hold, cm_case_key
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.flows.archive_document import archive_step
 from brokerflow.flows.leases import held_lease
@@ -176,6 +177,14 @@ def _take_signature(archive: Archive, movement: RiskFundMovement, chain: Chain,
                    mode=mode, poll_interval=poll_interval)
 
 
+def _end_hold(archive: Archive, movement: RiskFundMovement, outcome: str) -> None:
+    """A deduction's risk-fund case (its legal hold, opened when it was proposed) ends with
+    its chain; idempotent, so a run executed again finishes an interrupted release."""
+    if movement.kind == DEDUCTION and movement.id is not None:
+        close_case_hold(archive, case_key=cm_case_key("riskfund", movement.branch, movement.id),
+                        actor_id="system", reason=f"risk-fund deduction {movement.id} {outcome}")
+
+
 def _finish(archive: Archive, movement: RiskFundMovement, chain: Chain, state: Finished,
             decisions: list[Decision]) -> str:
     assert movement.id is not None
@@ -196,6 +205,7 @@ def _finish(archive: Archive, movement: RiskFundMovement, chain: Chain, state: F
                               "amount": movement.amount, "rfd": serial, "step": state.step,
                               "record": record})
         session.commit()
+    _end_hold(archive, movement, state.outcome)
     return serial or state.outcome
 
 
@@ -230,6 +240,7 @@ def _run_chain(archive: Archive, movement_id: int, *, run_id: str, mode: WaitMod
             decisions = load_decisions(session, request_key=request_key(movement_id),
                                        revision=REVISION, zone=archive.zone)
         if movement.status in FINAL:
+            _end_hold(archive, movement, movement.status)
             return movement.rfd_serial if movement.status == APPROVED else movement.status
         state = progress(chain, decisions)
         if isinstance(state, Waiting):

@@ -17,6 +17,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def add_years(moment: datetime, years: int) -> datetime:
+    """``moment`` plus whole calendar years (29 February becomes 28 February)."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
+
+
 def local_minute(at: datetime, zone: ZoneInfo) -> str:
     """``at`` as a person in ``zone`` reads it: ``2026-11-24 14:05``."""
     return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")

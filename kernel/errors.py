@@ -16,7 +16,8 @@
     ├── NotFound                    exit 4: no such serial / user / object
     ├── SerialRangeExhausted        (archive) exit 1: all 999,999 numbers of a year are used
     └── StorageError                exit 5: the object store failed after bounded retries
-        └── IntegrityError          a stored object does not match its checksum
+        ├── IntegrityError          a stored object does not match its checksum
+        └── SigningUnavailable      (archive) the archive cannot sign: key, cert or passphrase
 
 Domain errors (marked with their domain) subclass this tree where their domain lives, so that
 every error a user can cause reaches ``main`` with its exit code, never as a traceback.
@@ -127,3 +128,10 @@ class StorageError(BrokerflowError):
 
 class IntegrityError(StorageError):
     """A stored object does not match the checksum it was stored with."""
+
+
+class SigningUnavailable(StorageError):
+    """The archive cannot sign documents: its signing key or certificate is missing or
+    unreadable, the passphrase is wrong, or the certificate is expired, not yet valid, or not
+    issued by the archive root; the message names the file and the fix.  Nothing is archived
+    unsigned."""

@@ -506,3 +506,45 @@ class RunRecovery(SQLModel, table=True):
     from_state: str = Field(max_length=64)
     reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
     at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------------- legal holds
+
+
+class HoldCase(SQLModel, table=True):
+    """Why documents are under a legal hold (SPEC §5): an open client dispute, investigation
+    or risk-fund deduction on a CM (every document of the CM), or a manual hold on one
+    document.  Open while ``closed_at`` is None."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_key: str = Field(unique=True, max_length=64)  # dispute:SZ01:7, manual:<serial>:1
+    kind: str = Field(max_length=16)  # dispute|investigation|riskfund|manual
+    branch: str = Field(max_length=16)
+    cm_id: str | None = Field(default=None, index=True, max_length=64)  # None: manual
+    reason: str = Field(default="", sa_column=Column(SAText, nullable=False, default=""))
+    opened_by: str = Field(max_length=64)
+    opened_at: datetime = Field(default_factory=utcnow)
+    closed_by: str = Field(default="", max_length=64)
+    closed_at: datetime | None = None
+    close_reason: str = Field(default="", sa_column=Column(SAText, nullable=False,
+                                                           default=""))
+
+
+class LegalHold(SQLModel, table=True):
+    """One case's hold on one archived document; active while ``released_at`` is None.  The
+    object carries the S3 legal hold while any of its rows is active."""
+
+    __table_args__ = (
+        # a case holds a document at most once at a time
+        Index("ux_legalhold_active", "serial", "case_key", unique=True,
+              sqlite_where=text("released_at IS NULL"),
+              postgresql_where=text("released_at IS NULL")),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    serial: str = Field(index=True, max_length=40)
+    case_key: str = Field(index=True, max_length=64)
+    placed_by: str = Field(max_length=64)
+    placed_at: datetime = Field(default_factory=utcnow)
+    released_by: str = Field(default="", max_length=64)
+    released_at: datetime | None = None

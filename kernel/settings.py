@@ -56,7 +56,13 @@ class Settings(BaseSettings):
     reservation_lease_seconds: int = 600  # a put not finished by then counts as interrupted
     reminder_after_hours: int = 72  # 催办 after 3 days waiting on one step
     retention_years: int = 20
-    retention_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    # COMPLIANCE in production; GOVERNANCE (liftable with the bypass permission) is refused
+    # outside development mode.  Empty: COMPLIANCE, or GOVERNANCE in development mode.
+    retention_mode: Literal["GOVERNANCE", "COMPLIANCE", ""] = ""
+    s3_inputs_bucket: str = ""  # CRM exports and other inputs; default "<s3_bucket>-inputs"
+    inputs_retention_years: int = 20  # the inputs' own retention (kept apart from records)
+    signing_dir: Path | None = None  # signing keys; default $BROKERFLOW_HOME/archive-keys
+    signing_key_passphrase: str = ""  # encrypts the archive's private signing key
     secret_key: str = DEFAULT_SECRET
     id_hash_key: str = DEFAULT_SECRET
     audit_key: str = DEFAULT_SECRET  # keys the audit chain; kept outside the database
@@ -72,8 +78,21 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'brokerflow.db'}"
-        if self.retention_years < 1:
-            raise UnsafeSettings("BROKERFLOW_RETENTION_YEARS must be at least 1")
+        if self.retention_years < 1 or self.inputs_retention_years < 1:
+            raise UnsafeSettings("BROKERFLOW_RETENTION_YEARS and BROKERFLOW_INPUTS_RETENTION_YEARS "
+                                 "must be at least 1")
+        if not self.retention_mode:
+            self.retention_mode = "GOVERNANCE" if self.dev else "COMPLIANCE"
+        elif self.retention_mode == "GOVERNANCE" and not self.dev:
+            raise UnsafeSettings("BROKERFLOW_RETENTION_MODE=GOVERNANCE lets whoever holds the "
+                                 "bypass permission lift a record's retention: production "
+                                 "keeps records in COMPLIANCE mode (GOVERNANCE only with "
+                                 "BROKERFLOW_DEV=1)")
+        if not self.s3_inputs_bucket:
+            self.s3_inputs_bucket = f"{self.s3_bucket}-inputs"
+        if self.s3_inputs_bucket == self.s3_bucket:
+            raise UnsafeSettings("BROKERFLOW_S3_INPUTS_BUCKET must differ from "
+                                 "BROKERFLOW_S3_BUCKET: inputs are kept apart from the records")
         return self
 
     def check_secrets(self) -> None:
@@ -87,6 +106,8 @@ class Settings(BaseSettings):
             ("BROKERFLOW_ID_HASH_KEY", self.id_hash_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_AUDIT_KEY", self.audit_key, MIN_KEY_LENGTH),
             ("BROKERFLOW_TOTP_KEY", self.totp_key, MIN_KEY_LENGTH),
+            *([("BROKERFLOW_SIGNING_KEY_PASSPHRASE", self.signing_key_passphrase,
+                MIN_KEY_LENGTH)] if self.signing_key_passphrase else []),
         ):
             if value == DEFAULT_SECRET:
                 if not self.dev:

@@ -22,10 +22,17 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"  # Prefect's client-side telemetry: no network here
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+# Prefect configures logging when first imported; imported here, before any test captures
+# output, its console handlers write to the real stderr (imported inside a test, they would
+# keep that test's captured stream, closed after it: a later warning would print a
+# "Logging error" traceback into another test's output)
+import prefect.main  # noqa: E402, F401
+
 from brokerflow.app.cli import main as cli_main  # noqa: E402
 from brokerflow.app.postgres import LocalCluster, find_bindir  # noqa: E402
 from brokerflow.app.s3server import free_port, start_local_s3  # noqa: E402
 from brokerflow.archive.service import Archive, open_archive  # noqa: E402
+from brokerflow.archive.signing import ensure_archive_keys  # noqa: E402
 from brokerflow.kernel.db import new_session  # noqa: E402
 from brokerflow.kernel.errors import MissingPostgres  # noqa: E402
 from brokerflow.kernel.identity import UserView  # noqa: E402
@@ -153,6 +160,7 @@ def env(
         "BROKERFLOW_ID_HASH_KEY": "test-id-hash-key-not-for-production",
         "BROKERFLOW_AUDIT_KEY": "test-audit-key-not-for-production-0123",
         "BROKERFLOW_TOTP_KEY": "test-totp-key-not-for-production-01234",
+        "BROKERFLOW_SIGNING_KEY_PASSPHRASE": "test-signing-passphrase-not-for-production",
         "BROKERFLOW_S3_RETRIES": "1",
         "BROKERFLOW_S3_TIMEOUT_SECONDS": "5",
         "BROKERFLOW_S3_RETRY_SECONDS": "4",
@@ -163,6 +171,7 @@ def env(
         monkeypatch.setenv(key, value)
     for key in ("BROKERFLOW_USER", "BROKERFLOW_SECRET", "BROKERFLOW_DEV"):
         monkeypatch.delenv(key, raising=False)
+    ensure_archive_keys(load_settings(check_secrets=False))  # as 'brokerflow up' does
     return values
 
 

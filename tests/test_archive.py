@@ -16,6 +16,7 @@ from brokerflow.app.s3server import MotoS3Server
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.serials import parse_serial
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.archive.signing import check_signature, trust_roots
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import StorageError
 from brokerflow.kernel.models import AccessLogEntry, ArchiveEntry, SerialCounter, SerialRecord
@@ -50,16 +51,20 @@ def test_put_stores_locked_versioned_object_with_metadata_and_index_row(
     assert info.metadata["serial"] == serial
     assert info.metadata["type"] == "EXT"
     assert info.metadata["subject"] == "客户签字确认书扫描件"
-    assert info.metadata["sha256"] == hashlib.sha256(data).hexdigest()
     assert archive.store.versioning_enabled()
-    assert archive.store.lock_mode() == "GOVERNANCE"
-    assert info.retention_mode == "GOVERNANCE"
+    assert archive.store.lock_mode() == "COMPLIANCE"  # production settings (no BROKERFLOW_DEV)
+    assert info.retention_mode == "COMPLIANCE"
     assert int(info.retain_until[:4]) in (YEAR + 19, YEAR + 20)
     with new_session(archive.engine) as session:
         entry = session.get(ArchiveEntry, serial)
     assert entry is not None
     assert entry.version_id == info.version_id and entry.cm_id == "cm1" and entry.team == "T1"
-    assert archive.store.get(key, version_id=entry.version_id) == data
+    stored = archive.store.get(key, version_id=entry.version_id)
+    # the archive's signature is an incremental update: the uploaded bytes stay intact
+    assert stored.startswith(data) and len(stored) > len(data)
+    assert info.metadata["sha256"] == hashlib.sha256(stored).hexdigest() == entry.sha256
+    check = check_signature(stored, trust_roots=trust_roots(archive.settings))
+    assert check.ok and check.serial == serial, check.problem
 
 
 def test_same_file_twice_returns_the_existing_serial(
@@ -124,7 +129,8 @@ def test_get_and_search_follow_the_access_rules(
     for user, wanted in expected.items():
         got = tuple(can_read(user, s) for s in (s1, s3, branch_doc))
         assert got == wanted, user
-    assert (tmp_path / "out.pdf").read_bytes() == (tmp_path / "c.pdf").read_bytes()
+    # what was archived, with the archive's signature appended (an incremental update)
+    assert (tmp_path / "out.pdf").read_bytes().startswith((tmp_path / "c.pdf").read_bytes())
     denials = [e for e in access_log(archive) if not e.allowed and e.action == "read"]
     assert ("cm1", s3) in {(e.user_id, e.target) for e in denials}
     result = cli("archive", "search", "--format", "json", user="sm1")
@@ -266,7 +272,7 @@ def test_verify_reports_an_object_overwritten_behind_the_archives_back(
     assert "different content" in report.out
     # the indexed version is still the archived one
     assert cli("archive", "get", serial, "--out", str(tmp_path / "o.pdf"), user="bm1").code == 0
-    assert (tmp_path / "o.pdf").read_bytes() == (tmp_path / "scan.pdf").read_bytes()
+    assert (tmp_path / "o.pdf").read_bytes().startswith((tmp_path / "scan.pdf").read_bytes())
     assert cli("archive", "verify", user="cm1").code == 3
 
 

@@ -23,6 +23,7 @@ from sqlmodel import SQLModel, col, select
 from brokerflow.app.backup import MANIFEST, SIGNATURE, manifest_hmac
 from brokerflow.approvals.chain import FormCheck
 from brokerflow.approvals.decisions import record_decision
+from brokerflow.archive.serials import parse_serial
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.identity import UserView
@@ -50,7 +51,9 @@ def populated(cli: Callable[..., Any], archive: Archive, user: Callable[[str], U
         put = cli("archive", "put", str(pdf), "--branch", "SZ01", "--type", "EXT",
                   "--subject", subject, "--cm", "cm1", user="cc1")
         assert put.code == 0, put.err
-        documents[put.out.strip()] = pdf.read_bytes()
+        serial = put.out.strip()  # the archived document: the PDF with the archive's signature
+        documents[serial] = archive.store.get(parse_serial(serial).object_key)
+        assert documents[serial].startswith(pdf.read_bytes())
     with pytest.raises(RuntimeError):  # a void serial, with its marker in the bucket
         archive.archive_rendered(DocumentSpec(branch="SZ01", doc_type="FIL", subject="报批",
                                               subject_key="filing:99"),
@@ -70,8 +73,8 @@ def populated(cli: Callable[..., Any], archive: Archive, user: Callable[[str], U
                  user="bk1")
     assert client.code == 0, client.err
     for body in CRM_VERSIONS:  # an input corrected once: two versions of one key
-        archive.store.put(CRM_KEY, body, metadata={"uploaded-by": "ca1"},
-                          content_type="text/csv", new_version=True)
+        archive.put_input(CRM_KEY, body, metadata={"uploaded-by": "ca1"},
+                          content_type="text/csv")
     assert cli("audit", "verify", user="comp1").code == 0  # writes a checkpoint object
     return documents
 
@@ -117,8 +120,10 @@ def _assert_restored(cli: Callable[..., Any], documents: dict[str, bytes], sourc
         entries = session.exec(select(ArchiveEntry)).all()
     stored = {(v.key, v.version_id) for v in target.store.versions()}
     assert {(e.object_key, e.version_id) for e in entries} <= stored  # the new versions
-    assert [target.store.get(CRM_KEY, version_id=v.version_id) for v in
-            reversed(list(target.store.versions(CRM_KEY)))] == list(CRM_VERSIONS)
+    assert [target.inputs.get(CRM_KEY, version_id=v.version_id) for v in
+            reversed(list(target.inputs.versions(CRM_KEY)))] == list(CRM_VERSIONS)
+    assert not list(target.store.versions("crm/"))  # inputs stay apart from the records
+    assert target.inputs.stat(CRM_KEY).retention_mode == target.settings.retention_mode
     return target
 
 
@@ -220,7 +225,7 @@ def test_damaged_altered_or_foreign_backups_are_refused_with_nothing_written(
     assert foreign.code == 2 and "HMAC" in foreign.err and MANIFEST in foreign.err
     target = open_archive(load_settings())
     assert sum(_rows(target.engine).values()) == 0
-    assert list(target.store.versions()) == []
+    assert list(target.store.versions()) == [] == list(target.inputs.versions())
 
 
 def test_a_refused_database_step_rolls_back_and_a_rerun_continues(
@@ -236,7 +241,7 @@ def test_a_refused_database_step_rolls_back_and_a_rerun_continues(
     assert refused.code == 2 and str(table) in refused.err, refused.err
     target = open_archive(load_settings())
     assert sum(_rows(target.engine).values()) == 0  # the one transaction rolled back
-    objects = len(list(target.store.versions()))
+    objects = len(list(target.store.versions())) + len(list(target.inputs.versions()))
     assert objects > 0  # the store is write-once: the objects stay, and count as a start
 
     rerun = cli("restore", str(good))

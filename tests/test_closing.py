@@ -132,8 +132,8 @@ def test_closing_reads_the_export_from_the_bucket(
 ) -> None:
     for name in ("staff.csv", "clients.csv"):
         data = (export / name).read_bytes()
-        archive.store.client.put_object(
-            archive.store.bucket, f"crm/SZ01/{MONTH}/{name}", io.BytesIO(data), len(data),
+        archive.inputs.client.put_object(
+            archive.inputs.bucket, f"crm/SZ01/{MONTH}/{name}", io.BytesIO(data), len(data),
             metadata={"x-amz-checksum-sha256": "", "x-amz-sdk-checksum-algorithm": "SHA256"})
     chain = _closing(archive)
     run = _latest(archive)

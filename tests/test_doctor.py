@@ -48,11 +48,12 @@ def test_a_ready_database_and_store_and_a_missing_prefect(
     with temporary_settings(updates={PREFECT_API_URL: closed}):
         result = cli("doctor", "--timeout", "3")
     checks = _checks(result.out)
-    assert list(checks) == ["settings", "database", "store", "prefect", "workers", "fonts",
-                            "clock"]
+    assert list(checks) == ["settings", "database", "store", "signing", "prefect", "workers",
+                            "fonts", "clock"]
     assert checks["settings"][0] == "OK"
     assert checks["database"][0] == "OK" and "schema at head" in checks["database"][1]
-    assert checks["store"][0] == "WARN" and "COMPLIANCE" in checks["store"][1]
+    assert checks["store"][0] == "OK" and "(COMPLIANCE)" in checks["store"][1]
+    assert checks["signing"][0] == "OK" and "signing key ready" in checks["signing"][1]
     assert checks["prefect"][0] == "FAIL" and closed in checks["prefect"][1]
     assert "brokerflow up" in checks["prefect"][1]
     assert checks["fonts"] == ("OK", checks["fonts"][1]) and "Micro Hei" in checks["fonts"][1]

@@ -75,7 +75,7 @@ def test_a_database_made_before_migrations_existed_is_recognised(database_url: s
     engine = make_engine(database_url)
     with engine.begin() as connection:  # what create_all left: the tables, no version
         connection.exec_driver_sql("DROP TABLE alembic_version")
-    assert migrate(engine) == ["0002", "0003", "0004", "0005", "0006", "0007"]
+    assert migrate(engine) == ["0002", "0003", "0004", "0005", "0006", "0007", "0008"]
     engine.dispose()
     assert "owner" in _schema(database_url)["serialrecord"]
 

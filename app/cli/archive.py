@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
+from brokerflow.app.cli import archive_export, archive_holds
 from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
 from brokerflow.app.cli._progress import counting
 from brokerflow.archive.index import SearchFilter
 from brokerflow.archive.service import Archive, DocumentSpec
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
-from brokerflow.kernel.identity import may_audit
+from brokerflow.kernel.identity import ADMIN_ROLE, may_audit
 from brokerflow.kernel.models import ArchiveEntryPublic
 from brokerflow.kernel.roster import roster_is_empty
 
@@ -87,18 +88,25 @@ def search(
     print(f"{len(rows)} document(s)", file=sys.stderr)
 
 
-@app.command("verify", help="re-hash stored objects against the index")
-def verify(as_user: AsUser = None) -> None:
+@app.command("verify", help="re-hash stored objects against the index, check their retention "
+                             "(and signatures)")
+def verify(
+    signatures: Annotated[bool, typer.Option(
+        "--signatures", help="also validate every PDF's PAdES signature offline")] = False,
+    as_user: AsUser = None,
+) -> None:
     archive = the_archive()
     require_auditor(archive, as_user, "verify")
     with counting("documents verified") as progress:
-        report = archive.verify(progress=progress)
+        report = archive.verify(progress=progress, signatures=signatures)
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     if report.markers_written:
         print(f"wrote {report.markers_written} void marker(s) the bucket lacked")
-    print(f"checked {report.checked} document(s): "
-          f"{'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
+    print(f"checked {report.checked} document(s)"
+          + (f", {report.signatures_checked} signature(s)" if signatures else "")
+          + (f", {report.inputs_checked} input version(s)" if report.inputs_checked else "")
+          + f": {'OK' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
         raise typer.Exit(1)
 
@@ -114,7 +122,38 @@ def rebuild_index(as_user: AsUser = None) -> None:
         report = archive.rebuild_index(progress=progress)
     for skipped in report.skipped:
         print(f"SKIPPED {skipped}")
-    print(f"indexed {report.indexed} document(s); {report.voids_kept} void number(s) kept; "
+    print(f"indexed {report.indexed} document(s); {report.inputs} input version(s) found apart; "
+          f"{report.voids_kept} void number(s) kept; "
           f"{report.voided_gaps} missing number(s) voided"
           + (f"; {report.voided_duplicates} late duplicate upload(s) voided"
              if report.voided_duplicates else ""))
+
+
+keys = typer.Typer(no_args_is_help=True, help="the branch archive's signing key")
+app.add_typer(keys, name="keys")
+
+
+@keys.command("rotate", help="issue a new signing key and certificate under the same root")
+def rotate_keys(as_user: AsUser = None) -> None:
+    archive = the_archive(prepare_bucket=False)
+    actor = signed_in(archive, as_user)
+    if ADMIN_ROLE not in actor.roles:
+        raise archive.deny(actor, "rotate", "archive signing key", "this needs the admin role")
+    from brokerflow.archive.signing import load_signer, rotate_signing_key
+    from brokerflow.kernel.audit import append_audit
+
+    before = load_signer(archive.settings).fingerprint
+    path = rotate_signing_key(archive.settings)
+    after = load_signer(archive.settings).fingerprint
+    with new_session(archive.engine) as session:
+        append_audit(session, actor_id=actor.user_id, action="archive-key-rotated",
+                     request_key="archive:signing-key",
+                     details={"before": before, "after": after})
+        session.commit()
+    print(f"new signing certificate {path} ({after[:16]}…); documents signed before keep "
+          "validating against the same root")
+
+
+# the group's other commands, one module each: legal holds, the auditors' export
+archive_holds.register(app)
+archive_export.register(app)

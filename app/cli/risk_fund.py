@@ -18,7 +18,9 @@ import typer
 
 from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
 from brokerflow.app.cli._rebind import add_rebind_command
+from brokerflow.app.cli.archive_holds import report_hold
 from brokerflow.app.runs import start_deployment
+from brokerflow.archive.holds import close_case_hold, cm_case_key, open_case_hold
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
@@ -130,8 +132,14 @@ def deduct(
         movement_id = movement.id
         print(f"risk-fund movement {movement_id} proposed: deduction {cm} {movement.amount} "
               f"({cause_label(movement.cause)})")
-    if not no_start:
-        _start(movement_id)
+    try:  # a risk-fund case from the proposal until its chain ends (flows.risk_fund)
+        report_hold(open_case_hold(
+            archive, case_key=cm_case_key("riskfund", branch, movement_id), kind="riskfund",
+            branch=branch, cm_id=cm, reason=movement.reason, actor_id=actor.user_id),
+            cm_id=cm)
+    finally:  # the run starts even when the store interrupted the holds (--settle ends them)
+        if not no_start:
+            _start(movement_id)
 
 
 @app.command("refunds", help="list the refunds due in a branch; --start proposes and starts "
@@ -268,6 +276,10 @@ def dispute_open(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (å
         session.commit()
         print(f"dispute #{dispute.id} opened on {cm} ({DISPUTE_KINDS[kind]}): the refund of "
               "the CM's risk fund waits until it is cleared")
+    assert dispute.id is not None
+    report_hold(open_case_hold(archive, case_key=cm_case_key("dispute", branch, dispute.id),
+                               kind="dispute", branch=branch, cm_id=cm,
+                               reason=dispute.description, actor_id=actor.user_id), cm_id=cm)
 
 
 @dispute_app.command("clear", help="clear a dispute, with a note (trading dept manager)")
@@ -284,10 +296,20 @@ def dispute_clear(dispute_id: Annotated[int, typer.Argument(metavar="ID")],
     refusal = dispute_refusal(actor, branch=branch)
     if refusal is not None:
         raise archive.deny(actor, "clear", f"dispute #{dispute_id}", refusal)
+    if found is not None and found.status != "open":  # again: finish an interrupted release
+        change = close_case_hold(archive, case_key=cm_case_key("dispute", branch, dispute_id),
+                                 actor_id=actor.user_id, reason=found.clearing_note)
+        if change.released:
+            report_hold(change, cm_id=found.cm_id, closed=True)
+            return
     with new_session(archive.engine) as session:
         dispute = clear_dispute(session, dispute_id=dispute_id, note=note, actor=actor)
         session.commit()
         print(f"dispute #{dispute.id} on {dispute.cm_id} cleared")
+    report_hold(close_case_hold(archive, case_key=cm_case_key("dispute", dispute.branch,
+                                                              dispute_id),
+                                actor_id=actor.user_id, reason=dispute.clearing_note),
+                cm_id=dispute.cm_id, closed=True)
 
 
 @dispute_app.command("list", help="a branch's client disputes and incidents")

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
-from brokerflow.kernel.db import new_session
+from brokerflow.app.cli.archive_holds import report_hold
+from brokerflow.archive.holds import close_case_hold, cm_case_key, open_case_hold
+from brokerflow.kernel.db import new_session, read_session
 from brokerflow.kernel.errors import NotFound
 
 app = typer.Typer(no_args_is_help=True)
@@ -175,6 +177,11 @@ def case_open(cm: Annotated[str, typer.Option()], reason: Annotated[str, typer.O
         case = open_case(session, branch=actor.branch, cm_id=cm, actor=actor, reason=reason)
         session.commit()
         print(f"case #{case.id} opened on {cm}: fixed pay is withheld from the next closing")
+    assert case.id is not None  # held from opening until the sign-off (open, concluding)
+    report_hold(open_case_hold(archive, case_key=cm_case_key("investigation", case.branch,
+                                                             case.id),
+                               kind="investigation", branch=case.branch, cm_id=cm,
+                               reason=case.reason, actor_id=actor.user_id), cm_id=cm)
 
 
 @case_app.command("conclude", help="conclude a case: confirmed accounts (fined) or cleared")
@@ -209,6 +216,15 @@ def case_sign_off(case_id: Annotated[int, typer.Argument(metavar="ID")],
     refusal = case_refusal(actor, branch=actor.branch, role=SIGN_OFF_ROLE)
     if refusal is not None:
         raise archive.deny(actor, "sign off", f"case #{case_id}", refusal)
+    key = cm_case_key("investigation", actor.branch, case_id)
+    with read_session(archive.engine) as session:
+        found = get_case(session, case_id=case_id, branch=actor.branch)
+    if found.status == "closed":  # again: finish a release the store interrupted
+        change = close_case_hold(archive, case_key=key, actor_id=actor.user_id,
+                                 reason=f"case #{case_id} signed off")
+        if change.released:
+            report_hold(change, cm_id=found.cm_id, closed=True)
+            return
     with new_session(archive.engine) as session:
         case = get_case(session, case_id=case_id, branch=actor.branch)
         sign_off_case(session, case=case, actor=actor, opinion=opinion)
@@ -217,3 +233,7 @@ def case_sign_off(case_id: Annotated[int, typer.Argument(metavar="ID")],
               "withheld fixed pay" + (f"; the closing of {case.fine_month} fines "
                                       f"{case.confirmed_accounts} account(s)"
                                       if case.confirmed_accounts else ""))
+    report_hold(close_case_hold(archive, case_key=key, actor_id=actor.user_id,
+                                reason=f"case #{case_id} signed off ({case.outcome})"
+                                       + (f": {opinion.strip()}" if opinion.strip() else "")),
+                cm_id=case.cm_id, closed=True)
