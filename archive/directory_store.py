@@ -198,7 +198,7 @@ class DirectoryStore:
             elif not on and path.exists():
                 path.unlink()
                 if self.sync:
-                    _sync_directory(path.parent)
+                    sync_directory(path.parent)
         except OSError as exc:
             raise StorageError(f"could not {'place' if on else 'lift'} the legal hold of "
                                f"{key}: {_reason(exc)}") from exc
@@ -292,7 +292,7 @@ class DirectoryStore:
         finally:
             temporary.unlink(missing_ok=True)
         if self.sync:
-            _sync_directory(folder)
+            sync_directory(folder)
 
 
 class _locked:
@@ -310,7 +310,8 @@ class _locked:
         os.close(self.fd)
 
 
-def _sync_directory(folder: Path) -> None:
+def sync_directory(folder: Path) -> None:
+    """Flush a directory's entries to disk (a new file's name survives a crash)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

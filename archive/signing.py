@@ -44,6 +44,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from brokerflow.archive.directory_store import sync_directory
 from brokerflow.kernel.errors import BadInput, SigningUnavailable, UnsafeSettings
 from brokerflow.kernel.settings import Settings
 
@@ -151,7 +152,7 @@ def rotate_signing_key(settings: Settings, *, organisation: str | None = None) -
                     os.link(current, folder / f"signing-{stamp}{suffix}")  # the old one, kept
             os.replace(new_key, files.signing_key)
             os.replace(new_cert, files.signing_cert)
-            _fsync(folder)
+            sync_directory(folder)
         except OSError as exc:
             raise SigningUnavailable(f"could not rotate the signing key in {folder}: "
                                      f"{exc.strerror or exc}") from None
@@ -239,19 +240,11 @@ def _write_new(path: Path, data: bytes) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.link(temporary, path)  # FileExistsError rather than overwriting
-        _fsync(path.parent)
+        sync_directory(path.parent)
     except OSError as exc:
         raise SigningUnavailable(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def _fsync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager

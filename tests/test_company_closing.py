@@ -152,7 +152,7 @@ def test_company_closing_fans_out_fails_bad_branches_alone_and_never_pays_twice(
     message = first.message or ""
     assert "2 of 5 branches failed" in message, message
     assert f"BJ04: BadInput: file crm/BJ04/{MONTH}/clients.csv, row 2, column assets" in message
-    assert "GZ02: " in message and f"no CRM export under s3://{archive.store.bucket}/crm/GZ02/" \
+    assert "GZ02: " in message and f"no CRM export under s3://{archive.inputs.bucket}/crm/GZ02/" \
         in message, message
     assert _outcomes(archive)[-1] == {"BJ04": "failed", "GZ02": "failed", "SH03": "waiting",
                                       "SZ01": "waiting", "XX99": "skipped"}

@@ -64,7 +64,7 @@ def test_a_row_after_the_leave_month_or_a_leave_before_the_hire_is_refused(
 @pytest.mark.usefixtures("development")
 def test_after_leaving_a_cm_drops_out_of_closings_and_keeps_balance_and_documents(
         prefect_api: None, archive: Archive, roster: None, cli, user,  # type: ignore[no-untyped-def]
-        tmp_path: Path) -> None:
+        tmp_path: Path, make_pdf) -> None:
     october = write_export(tmp_path / "oct", staff=STAFF, clients=CLIENTS,
                            state={"cm1": {"excess_carry": "0", "risk_fund_balance": "800"}})
     run = close_month(archive, october, MONTH)
@@ -90,7 +90,7 @@ def test_after_leaving_a_cm_drops_out_of_closings_and_keeps_balance_and_document
 
     spec = DocumentSpec(branch="SZ01", doc_type="EXT", subject="离职交接单 杨帆",
                         subject_key="", cm_id="cm1")
-    serial = archive.put(b"%PDF-1.4 handover scan", spec, actor=user("bk1")).serial
+    serial = archive.put(make_pdf("离职交接单"), spec, actor=user("bk1")).serial
     assert cli("roster", "disable", "cm1", "--reason", "离职", "--left", LEFT,
                user="admin1").code == 0
     assert archive.get(serial, actor=user("sm1"))[1].startswith(b"%PDF")  # the team leader

@@ -58,7 +58,7 @@ def test_reminder_flow_records_reminders_and_artifacts_and_approves_nothing(
 
 
 def test_filing_submit_bad_input_and_access(cli, archive: Archive, roster: None,
-                                            tmp_path: Path) -> None:
+                                            tmp_path: Path, make_pdf) -> None:
     base = ["filing", "submit", "--branch", "SZ01", "--subject", "方案", "--no-start"]
     bad_kind = cli(*base, "--kind", "party", "--body", "x", user="bk1")
     assert bad_kind.code == 2 and "--kind" in bad_kind.err
@@ -73,7 +73,10 @@ def test_filing_submit_bad_input_and_access(cli, archive: Archive, roster: None,
         assert session.exec(select(Filing)).first() is None
 
     attachment = tmp_path / "plan.pdf"
-    attachment.write_bytes(b"%PDF-1.4\n% a scanned plan\n")
+    attachment.write_bytes(b"%PDF-1.4\n% a scanned plan\n")  # not a PDF a reader opens
+    broken = cli(*base, "--kind", "marketing_plan", "--file", str(attachment), user="bk1")
+    assert broken.code == 2 and str(attachment) in broken.err and "signed" in broken.err
+    attachment.write_bytes(make_pdf("营销方案扫描件"))
     ok = cli(*base, "--kind", "marketing_plan", "--file", str(attachment), user="bk1")
     assert ok.code == 0, ok.err
     filing_id = ok.out.split()[1]

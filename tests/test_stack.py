@@ -99,6 +99,9 @@ def test_documents_survive_a_restart_of_the_stack_in_the_default_store(
     with running_stack(home) as stack:
         assert f"Documents:    {home / 'store'}" in stack.output
         assert "not a legal WORM" in stack.output and "S3 endpoint" not in stack.output
+        assert "Retention:    " in stack.output and "years per object" in stack.output
+        assert "Signing:      PAdES by the branch archive key" in stack.output
+        assert "(encrypted; created now;" in stack.output
         assert not port_in_use("127.0.0.1", stack.s3_port)  # no S3 server at all
         loaded = subprocess.run([*console_script(), "roster", "load", str(ROSTER_CSV)],
                                 env=clean_env(home), capture_output=True, text=True,
@@ -115,13 +118,15 @@ def test_documents_survive_a_restart_of_the_stack_in_the_default_store(
         assert stack.interrupt() == 0
     serial = put.stdout.strip()
     with running_stack(home) as stack:
+        assert "(encrypted; kept;" in stack.output  # the same key after the restart
         got = brokerflow("archive", "get", serial, "--out", str(tmp_path / "back.pdf"),
                          user="bm1")
         assert got.returncode == 0, got.stderr
-        assert (tmp_path / "back.pdf").read_bytes() == scan.read_bytes()
-        verified = brokerflow("archive", "verify", user="admin1")
-        assert verified.returncode == 0 and "checked 1 document(s): OK" in verified.stdout, (
-            verified.stdout + verified.stderr)
+        # the scan as uploaded, with the archive's signature appended (incremental update)
+        assert (tmp_path / "back.pdf").read_bytes().startswith(scan.read_bytes())
+        verified = brokerflow("archive", "verify", "--signatures", user="admin1")
+        assert verified.returncode == 0 and "checked 1 document(s), 1 signature(s): OK" in (
+            verified.stdout), verified.stdout + verified.stderr
         assert stack.interrupt() == 0
 
 

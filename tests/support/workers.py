@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,11 @@ class WorkerProcess:
         self.env = dict(env, BROKERFLOW_HOME=str(self.home / "brokerflow"),
                         PREFECT_HOME=str(self.home / "prefect"))
         self.process: subprocess.Popen[bytes] | None = None
+        # the operator installs the branch archive's signing keys on every worker machine
+        # (docs/archive-keys.md), as the settings come with the environment
+        keys = Path(env.get("BROKERFLOW_HOME", "")) / "archive-keys"
+        if env.get("BROKERFLOW_HOME") and keys.is_dir():
+            shutil.copytree(keys, self.home / "brokerflow" / "archive-keys", dirs_exist_ok=True)
 
     def start(self, **extra_env: str) -> WorkerProcess:
         with self.log.open("ab") as out:
