@@ -5,8 +5,8 @@ their own (own BROKERFLOW_HOME and PREFECT_HOME, own process group)."""
 from __future__ import annotations
 
 import os
-import signal
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
