@@ -6,8 +6,9 @@ manual hold (compliance) one document.  Each case's hold on a document is a ``Le
 row; the object version carries the S3 legal hold while any of its rows is active.  One
 document at a time, its index row locked, the S3 hold is placed before its row is committed
 and lifted (when nothing else holds it) before the release is committed, so an outage
-(``StorageError``) leaves rows and bucket agreeing; ``settle_holds`` finishes the job,
-``hold_findings`` reports any disagreement.  Every placement and release is audited.
+(``StorageError``) leaves no row claiming what the bucket refused -- a request whose outcome was
+unknown may still land late: ``hold_findings`` reports any disagreement, ``settle_holds``
+finishes the job.  Every placement and release is audited.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from brokerflow.archive.holds import (
     release_document,
     settle_holds,
 )
-from brokerflow.archive.service import Archive, DocumentSpec
+from brokerflow.archive.service import Archive, DocumentSpec, open_archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, StorageError
 from brokerflow.kernel.identity import UserView
@@ -38,8 +38,11 @@ from brokerflow.kernel.models import (
     PayrollCarry,
     PayrollRun,
 )
-from brokerflow.kernel.settings import Settings
+from brokerflow.kernel.roster import get_user_view, load_roster
+from brokerflow.kernel.settings import Settings, load_settings
 from brokerflow.kernel.staff_models import RiskFundMovement
+from tests.support.paths import ROSTER_CSV
+from tests.support.services import MotoProcess
 
 User = Callable[[str], UserView]
 
@@ -262,44 +265,72 @@ def test_the_compliance_dept_holds_and_releases_by_hand(
 # --------------------------------------------------------------------------- bucket and rows
 
 
-def test_an_outage_leaves_rows_and_bucket_agreeing_and_settle_finishes(
-    archive: Archive, roster: None, user: User, make_pdf, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def frozen_archive(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                   ) -> Iterator[tuple[MotoProcess, Archive]]:
+    """An archive on a moto server of its own process, which the test freezes (SIGSTOP) and
+    thaws: a real outage of the S3 endpoint, the roster loaded."""
+    moto = MotoProcess(tmp_path / "moto.log")
+    monkeypatch.setenv("BROKERFLOW_S3_ENDPOINT", moto.endpoint)
+    monkeypatch.setenv("BROKERFLOW_S3_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("BROKERFLOW_S3_RETRY_SECONDS", "1")
+    archive = open_archive(load_settings())
+    with new_session(archive.engine) as session:
+        load_roster(session, path=ROSTER_CSV, actor=None)
+        session.commit()
+    yield moto, archive
+    moto.stop()
+
+
+def test_an_outage_is_found_by_verify_and_settle_finishes_the_holds(
+    frozen_archive: tuple[MotoProcess, Archive], make_pdf: Callable[..., bytes],
 ) -> None:
+    moto, archive = frozen_archive
+
+    def user(user_id: str) -> UserView:
+        with new_session(archive.engine) as session:
+            view = get_user_view(session, user_id)
+        assert view is not None
+        return view
+
     first = _put(archive, make_pdf, user, "cm1", "文件一")
     second = _put(archive, make_pdf, user, "cm1", "文件二")
-    real = archive.store.set_legal_hold
-    down = {second}
-
-    def flaky(key: str, *, version_id: str, on: bool) -> None:
-        if any(s in key for s in down):
-            raise StorageError("the S3 endpoint does not answer")
-        real(key, version_id=version_id, on=on)
-
-    monkeypatch.setattr(archive.store, "set_legal_hold", flaky)
+    moto.freeze()  # the endpoint stops answering
     with pytest.raises(StorageError, match="--settle"):
         open_case_hold(archive, case_key="case:SZ01:1", kind="investigation", branch="SZ01",
                        cm_id="cm1", reason="调查", actor_id="tm1")
-    assert [h.serial for h in active_holds(archive)] == [first]
-    assert _held(archive, first) and not _held(archive, second)
-    assert hold_findings(archive) == [
-        f"{second}: cm1 is under open case case:SZ01:1, but the document is not held by it"]
-    down.clear()
-    assert settle_holds(archive, actor_id="comp1").placed == [second]
-    assert _held(archive, second)
+    moto.thaw()
+    # no row claims a hold; the request for the first document was sent before the endpoint
+    # froze and its outcome is unknown (SIGSTOP: it is carried out once thawed), the second
+    # was never sent; verify names both
+    assert active_holds(archive) == []
+    assert not _held(archive, second)
+    findings = hold_findings(archive)
+    assert f"{first}: cm1 is under open case case:SZ01:1, but the document is not held by " \
+        "it" in findings
+    assert f"{second}: cm1 is under open case case:SZ01:1, but the document is not held by " \
+        "it" in findings
+    assert settle_holds(archive, actor_id="comp1").placed == [first, second]
+    assert _held(archive, first) and _held(archive, second)
+    assert hold_findings(archive) == []
 
-    down.add(second)
+    moto.freeze()
     with pytest.raises(StorageError):
         close_case_hold(archive, case_key="case:SZ01:1", actor_id="bm1", reason="结案")
-    assert [h.serial for h in active_holds(archive)] == [second]  # the row says what S3 says
-    assert not _held(archive, first) and _held(archive, second)
-    assert hold_findings(archive) == [f"{second}: case case:SZ01:1 is closed but still holds it"]
-    down.clear()
-    assert settle_holds(archive, actor_id="comp1").released == [second]
-    assert not _held(archive, second) and hold_findings(archive) == []
+    moto.thaw()
+    # the rows keep both holds (the second's lift was never sent; the first's may land late)
+    assert [h.serial for h in active_holds(archive)] == [first, second]
+    assert _held(archive, second)
+    assert f"{second}: case case:SZ01:1 is closed but still holds it" in hold_findings(archive)
+    assert settle_holds(archive, actor_id="comp1").released == [first, second]
+    assert not _held(archive, first) and not _held(archive, second)
+    assert hold_findings(archive) == []
 
     # a hold the bucket has and the database does not know is a finding; lifting it by hand
     entry = _entry(archive, first)
-    real(entry.object_key, version_id=entry.version_id, on=True)
+    _s3(archive.settings).put_object_legal_hold(  # by another S3 client, behind our back
+        Bucket=archive.settings.s3_bucket, Key=entry.object_key, VersionId=entry.version_id,
+        LegalHold={"Status": "ON"})
     assert hold_findings(archive) == [
         f"{first}: the object carries a legal hold the database does not know"]
     released = release_document(archive, serial=first, actor=user("comp1"), reason="核对")
