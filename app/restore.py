@@ -42,7 +42,7 @@ from brokerflow.app.backup import (
     schema_head,
 )
 from brokerflow.archive.service import Archive
-from brokerflow.archive.store import ObjectInfo, Retention
+from brokerflow.archive.store import Retention, parse_retain_until
 from brokerflow.archive.stores import DocumentStore
 from brokerflow.kernel.audit import append_audit
 from brokerflow.kernel.calendar import utcnow
@@ -214,6 +214,7 @@ def _store_into(archive: Archive, store: DocumentStore, items: list[dict[str, An
                            "restore only onto an empty stack, a new database and an empty "
                            f"store ({store.location()})", column="BROKERFLOW_S3_BUCKET")
     versions: dict[tuple[str, str], str] = {}
+    mode = archive.settings.retention_mode if store.lock_mode() is not None else None
     for key in sorted(wanted):
         there = present.get(key, [])
         for position, item in enumerate(wanted[key]):
@@ -227,7 +228,7 @@ def _store_into(archive: Archive, store: DocumentStore, items: list[dict[str, An
                     item["sha256"])))
             stored = store.put(key, data, metadata=dict(item["metadata"]),
                                content_type=item["content_type"], new_version=position > 0,
-                               retention=_retention_of(archive, item))
+                               retention=_retention_of(item, mode))
             versions[(key, item["version_id"])] = stored.version_id
             report.objects += 1
             if progress is not None:
@@ -235,13 +236,13 @@ def _store_into(archive: Archive, store: DocumentStore, items: list[dict[str, An
     return versions
 
 
-def _retention_of(archive: Archive, item: dict[str, Any]) -> Retention | None:
-    """The retention an object had (never shorter nor weaker than this installation's)."""
-    until = ObjectInfo(version_id="", size=0, metadata={},
-                       retain_until=str(item.get("retain_until") or "")).retained_until()
-    if until is None or archive.store.lock_mode() is None:
+def _retention_of(item: dict[str, Any], mode: str | None) -> Retention | None:
+    """The retention an object had, in this installation's ``mode`` (None: a store without
+    Object Lock, or an object that had none)."""
+    until = parse_retain_until(str(item.get("retain_until") or ""))
+    if until is None or mode is None:
         return None
-    return Retention(mode=archive.settings.retention_mode, retain_until=until)
+    return Retention(mode=mode, retain_until=until)
 
 
 def _write_database(archive: Archive, backup: Backup, versions: dict[tuple[str, str], str],

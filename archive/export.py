@@ -45,6 +45,7 @@ from brokerflow.kernel.models import (
     SerialCounter,
     SerialRecord,
 )
+from brokerflow.kernel.sheets import sheet_text
 from brokerflow.kernel.vocabulary import DOCUMENT_TYPES
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ CSV_COLUMNS = ("serial", "status", "document_status", "type", "subject", "subjec
                "month", "created_at", "created_by", "file", "sha256", "indexed_sha256", "size",
                "object_key", "version_id", "retention_mode", "retain_until", "legal_hold",
                "signature", "signer", "audit_head", "void_reason", "findings")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-NUMBER = re.compile(r"-?\d+(\.\d+)?")
 CHUNK = 200  # subject keys per audit query
 
 
@@ -390,8 +389,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         cells = [("; ".join(row[c]) if c == "findings" else row[c]) for c in CSV_COLUMNS]
-        writer.writerow(["'" + c if isinstance(c, str) and c.startswith(FORMULA_STARTS)
-                         and not NUMBER.fullmatch(c) else c for c in cells])
+        writer.writerow([sheet_text(c) for c in cells])
     return buffer.getvalue()
 
 

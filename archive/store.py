@@ -70,14 +70,20 @@ class ObjectInfo:
 
     def retained_until(self) -> datetime | None:
         """``retain_until`` as an aware datetime (None when absent or unreadable)."""
-        text = self.retain_until.strip()
-        if not text:
-            return None
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_retain_until(self.retain_until)
+
+
+def parse_retain_until(text: str) -> datetime | None:
+    """A retain-until date as a store answers it (ISO 8601, 'Z' or an offset), aware; None
+    when absent or unreadable."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)

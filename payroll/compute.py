@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.sheets import sheet_text
 from brokerflow.payroll.inputs import (
     CarriedState,
     ClientRow,
@@ -138,21 +138,6 @@ def result_json(result: PayrollResult) -> dict[str, Any]:
         "lines": [line_json(line) for line in result.lines],
         "totals": {k: f"{v:.2f}" for k, v in result.totals.items()},
     }
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-PLAIN_NUMBER = re.compile(r"-?\d+(\.\d+)?")
-
-
-def is_formula_like(text: str) -> bool:
-    """Whether a spreadsheet would evaluate ``text`` typed into a cell (a plain number such
-    as ``-12.50`` is data, not a formula)."""
-    return text.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(text)
-
-
-def sheet_text(value: Any) -> Any:
-    """``value`` for a CSV cell: a formula-like text gets a leading ``'`` so it stays text."""
-    return "'" + value if isinstance(value, str) and is_formula_like(value) else value
 
 
 def result_csv(result: PayrollResult) -> str:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from brokerflow.payroll.compute import sheet_text
+from brokerflow.kernel.sheets import sheet_text
 from brokerflow.payroll.evaluation import GROUPS, EvaluationResult, QuarterEvaluation
 
 SHEET_COLUMNS = ("quarter", "evaluatee_id", "role", "team", "total", *GROUPS, "flags")
