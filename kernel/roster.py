@@ -1,7 +1,8 @@
 """The roster: who exists, which roles they hold, who reports to whom, and their secrets.
 
-Parsing and validation are pure (``parse_roster``); ``load_roster`` writes a parsed roster in
-the caller's session.  Secrets are stored only as salted scrypt hashes
+Parsing and validation are pure (``parse_roster``, ``parse_roster_bytes``: CSV or YAML in
+UTF-8 or GBK, or XLSX; English or Chinese headers and role names); ``load_roster`` writes a
+parsed roster in the caller's session.  Secrets are stored only as salted scrypt hashes
 (``brokerflow.kernel.passwords``).  ``authenticate`` is the one secret check every entry
 point uses (command line, archive page, approval forms); ``check_secret`` wraps it for a
 whole entry point, recording failures for the lockout.  Every roster change (load, disable)
@@ -10,9 +11,8 @@ is audited; a user who left (``left_on``) loses every right at once; the last ad
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -36,12 +36,23 @@ from brokerflow.kernel.identity import (
     USER_ID_PATTERN,
     UserView,
 )
+from brokerflow.kernel.input_columns import ROLE_WORDS, ROSTER
 from brokerflow.kernel.models import LoginFailure, User, UserRole
 from brokerflow.kernel.passwords import hash_secret, spend_a_secret_check, verify_secret
 from brokerflow.kernel.settings import load_settings
+from brokerflow.kernel.tables import Table, decode_text, table_of_bytes, table_of_text
 from brokerflow.kernel.totp import code_refusal
 
-ROSTER_COLUMNS = ["user_id", "name", "roles", "branch", "team", "supervisor_id", "secret"]
+ROSTER_COLUMNS = [c.name for c in ROSTER]
+#: Roles as a person may write them: the code, or its Chinese name (营业部经理, 财务经理; a
+#: name with '/' in either of its halves, e.g. 副经理 for 副经理/经理助理).
+ROLE_BY_WORD: dict[str, str] = {
+    **{part: role for role, words in ROLE_WORDS.items() for word in words
+       for part in word.split("/")},
+    **{word: role for role, words in ROLE_WORDS.items() for word in words},
+}
+#: What separates roles in the roles column: ';' (also full-width '；') or '、'.
+ROLE_SEPARATORS = re.compile("[;；、]")
 LOCKOUT_FAILURES = 5  # failed secret checks within the window lock the user (or address) ...
 LOCKOUT_WINDOW = timedelta(minutes=15)  # ... until the oldest of them is this old
 ROSTER_AUDIT_KEY = "roster"
@@ -68,40 +79,35 @@ def parse_roster(
     text: str, *, file: str, known_user_ids: frozenset[str] = frozenset()
 ) -> list[RosterRow]:
     """Validate a roster file's text (CSV, or YAML when ``file`` ends in .yaml/.yml)."""
-    if file.endswith((".yaml", ".yml")):
+    if file.lower().endswith((".yaml", ".yml")):
         records = _yaml_records(text, file)
     else:
-        records = _csv_records(text, file)
+        records = _table_records(table_of_text(text, ROSTER, file=file))
+    return _validated(records, file, known_user_ids)
+
+
+def parse_roster_bytes(
+    data: bytes, *, file: str, known_user_ids: frozenset[str] = frozenset()
+) -> list[RosterRow]:
+    """Validate a roster file's bytes: CSV or YAML in UTF-8 (BOM or not) or GB18030/GBK, or
+    an .xlsx workbook; headers in English or Chinese (``input_columns.ROSTER``)."""
+    if file.lower().endswith(".xlsx"):
+        return _validated(_table_records(table_of_bytes(data, ROSTER, file=file)), file,
+                          known_user_ids)
+    return parse_roster(decode_text(data, file=file), file=file, known_user_ids=known_user_ids)
+
+
+def _validated(records: list[tuple[int, dict[str, str]]], file: str,
+               known_user_ids: frozenset[str]) -> list[RosterRow]:
     rows = [_validate_record(number, record, file) for number, record in records]
     _check_references(rows, file, known_user_ids)
     return rows
 
 
-def _csv_records(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise BadInput("the file is empty; expected a header line", file=file, row=1) from None
-    missing = [c for c in ROSTER_COLUMNS if c not in header]
-    extra = [c for c in header if c not in ROSTER_COLUMNS]
-    if missing or extra:
-        raise BadInput(
-            f"header must be {','.join(ROSTER_COLUMNS)}"
-            + (f"; missing {','.join(missing)}" if missing else "")
-            + (f"; unexpected {','.join(extra)}" if extra else ""),
-            file=file, row=1, column=(missing or extra)[0],
-        )
-    records = []
-    for index, values in enumerate(reader, start=2):
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            raise BadInput(
-                f"expected {len(header)} fields, found {len(values)}", file=file, row=index
-            )
-        records.append((index, dict(zip(header, values, strict=True))))
-    return records
+def _table_records(table: Table) -> list[tuple[int, dict[str, str]]]:
+    """Each row as ``{column: cell}`` ('' for an optional column the file leaves out)."""
+    return [(number, {name: table.cell(values, name) for name in ROSTER_COLUMNS})
+            for number, values in table.rows]
 
 
 def _yaml_records(text: str, file: str) -> list[tuple[int, dict[str, str]]]:
@@ -143,13 +149,15 @@ def _validate_record(row: int, record: dict[str, str], file: str) -> RosterRow:
     branch = record["branch"].strip()
     if not BRANCH_PATTERN.match(branch):
         raise bad("branch", f"branch code {branch!r} must be 2-8 upper-case letters/digits")
-    roles = frozenset(r.strip() for r in record["roles"].split(";") if r.strip())
-    if not roles:
+    written = [r.strip() for r in ROLE_SEPARATORS.split(record["roles"]) if r.strip()]
+    if not written:
         raise bad("roles", "at least one role is required")
-    unknown = sorted(roles - KNOWN_ROLES)
+    unknown = [r for r in written if r not in KNOWN_ROLES and r not in ROLE_BY_WORD]
     if unknown:
         known = ", ".join(sorted(KNOWN_ROLES))
-        raise bad("roles", f"unknown role {unknown[0]!r}; known roles: {known}")
+        raise bad("roles", f"unknown role {unknown[0]!r}; known roles: {known} (or their "
+                  "Chinese names, e.g. 营业部经理; separated by ';' or '、')")
+    roles = frozenset(ROLE_BY_WORD.get(r, r) for r in written)
     if branch == HEAD_OFFICE and roles & (TEAM_ROLES | BRANCH_ROLES):
         role = sorted(roles & (TEAM_ROLES | BRANCH_ROLES))[0]
         raise bad("roles", f"role {role!r} belongs to a branch, not to head office {HEAD_OFFICE}")
@@ -200,6 +208,16 @@ def _check_references(rows: list[RosterRow], file: str, known: frozenset[str]) -
 # --------------------------------------------------------------------------- database
 
 
+def read_roster_file(path: Path) -> bytes:
+    """A roster file's bytes; ``BadInput`` when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput("no such file", file=str(path)) from None
+    except OSError as exc:
+        raise BadInput(f"cannot read the file: {exc.strerror}", file=str(path)) from None
+
+
 def roster_is_empty(session: Session) -> bool:
     return session.exec(select(User.user_id).limit(1)).first() is None
 
@@ -213,14 +231,9 @@ def load_roster(
     """
     if not roster_is_empty(session) and (actor is None or ADMIN_ROLE not in actor.roles):
         raise AccessDenied("loading a roster into a non-empty database needs role 'admin'")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput("no such file", file=str(path)) from None
-    except UnicodeDecodeError:
-        raise BadInput("not UTF-8 text", file=str(path)) from None
+    data = read_roster_file(path)
     known = frozenset(session.exec(select(User.user_id)).all())
-    rows = parse_roster(text, file=str(path), known_user_ids=known)
+    rows = parse_roster_bytes(data, file=str(path), known_user_ids=known)
     added = sorted(r.user_id for r in rows if r.user_id not in known)
     for r in rows:
         user = session.get(User, r.user_id)
@@ -243,7 +256,7 @@ def load_roster(
                        "keep one admin", file=str(path), column="roles")
     append_audit(session, actor_id=actor.user_id if actor else "(first load)",
                  action="roster-loaded", request_key=ROSTER_AUDIT_KEY,
-                 details={"file": path.name, "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                 details={"file": path.name, "sha256": hashlib.sha256(data).hexdigest(),
                           "users": len(rows), "added": added,
                           "changed": sorted(r.user_id for r in rows if r.user_id in known),
                           "secrets_set": sorted(r.user_id for r in rows if r.secret)})

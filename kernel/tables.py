@@ -1,6 +1,6 @@
 """Tables the way spreadsheets make them (SPEC §10): CSV in UTF-8 (with or without BOM) or
-GB18030/GBK (Excel on Chinese Windows), or XLSX; headers in English or their documented Chinese
-names; 是/否 and Chinese enumeration names as values; month cells a spreadsheet turned into
+GB18030/GBK (spreadsheets on Chinese systems) or XLSX; headers in English or their documented
+Chinese names; 是/否 and Chinese enumeration names as values; month cells a spreadsheet turned into
 dates.  Every header problem is reported at once.
 
 A table is described by its ``Column``s (pure data, also what ``brokerflow templates`` and the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import unicodedata
 import zipfile
@@ -21,10 +22,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from brokerflow.kernel.errors import BadInput
 
+UTF16_PROBLEM = "UTF-16 text (a spreadsheet's 'Unicode text'): save it as CSV (UTF-8) or CSV"
 #: Encodings a branch's files come in, tried in this order (GB18030 is a superset of GBK).
 ENCODINGS = ("utf-8", "gb18030")
 _SNIFF_CHUNK = 1 << 20
@@ -33,8 +35,9 @@ _SNIFF_CHUNK = 1 << 20
 @dataclass(frozen=True)
 class Column:
     """One column of an input table: its canonical (English) header and documented Chinese
-    header, whether the file must have it, an example value, and for an enumeration the
-    canonical values with the words a person may type for each."""
+    header, whether the file must have it, an example value, for an enumeration the
+    canonical values with the words a person may type for each, a note, and the ``kind`` of
+    value (one of ``KINDS``: what templates format and documentation describes)."""
 
     name: str
     chinese: str
@@ -42,10 +45,21 @@ class Column:
     example: str = ""
     choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     note: str = ""
+    kind: str = "text"
 
     @property
-    def headers(self) -> tuple[str, str]:
-        return self.name, self.chinese
+    def headers(self) -> tuple[str, ...]:
+        """The header texts a file may use for this column."""
+        return (self.name, self.chinese) if self.chinese else (self.name,)
+
+    @property
+    def label(self) -> str:
+        """``name (中文)`` as messages and documentation give it."""
+        return f"{self.name} ({self.chinese})" if self.chinese else self.name
+
+
+#: The kinds of value a column holds.
+KINDS = ("text", "id", "month", "date", "flag", "choice", "count", "amount", "roles")
 
 
 def _header_key(text: str) -> str:
@@ -70,41 +84,99 @@ class Table:
         return values[at] if at is not None else ""
 
 
-def sniff_encoding(path: Path) -> str:
-    """``utf-8-sig`` when the whole file is UTF-8 (BOM or not), else ``gb18030``."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(_SNIFF_CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
+def sniff_encoding(path: Path, *, file: str | None = None) -> str:
+    """``utf-8-sig`` when the whole file is UTF-8 (BOM or not), else ``gb18030``; a file in
+    neither is ``BadInput`` naming the row of the first byte that is neither."""
+    utf8_bad = _first_bad_byte(path, "utf-8")
+    if utf8_bad is None:
+        return "utf-8-sig"
+    gb_bad = _first_bad_byte(path, "gb18030")
+    if gb_bad is None:
         return "gb18030"
-    return "utf-8-sig"
+    name = file or str(path)
+    if _starts_with_utf16_bom(path):
+        raise BadInput(UTF16_PROBLEM,
+                       file=name, row=1)
+    at = max(utf8_bad, gb_bad)  # the encoding that got further is the one meant
+    raise BadInput(f"not UTF-8 or GB18030/GBK text (an invalid byte at offset {at})",
+                   file=name, row=_line_of(path, at))
+
+
+def _first_bad_byte(path: Path, encoding: str) -> int | None:
+    """The offset of the first byte ``encoding`` cannot decode; None when all decode."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(_SNIFF_CHUNK)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return offset + len(chunk) - len(exc.object) + exc.start
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+def _starts_with_utf16_bom(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _line_of(path: Path, offset: int) -> int:
+    """The line (from 1) that holds byte ``offset``."""
+    lines, left = 1, offset
+    with path.open("rb") as handle:
+        while left > 0 and (chunk := handle.read(min(_SNIFF_CHUNK, left))):
+            lines += chunk.count(b"\n")
+            left -= len(chunk)
+    return lines
+
+
+def decode_text(data: bytes, *, file: str) -> str:
+    """A whole file's text: UTF-8 (BOM or not), else GB18030/GBK; ``BadInput`` naming the
+    line of the first byte that is neither."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_bad = exc.start + (3 if data.startswith(codecs.BOM_UTF8) else 0)
+    try:
+        return data.decode("gb18030")
+    except UnicodeDecodeError as exc:
+        gb_bad = exc.start
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise BadInput(UTF16_PROBLEM,
+                       file=file, row=1)
+    at = max(utf8_bad, gb_bad)
+    raise BadInput(f"not UTF-8 or GB18030/GBK text (an invalid byte at offset {at})",
+                   file=file, row=data.count(b"\n", 0, at) + 1)
 
 
 def match_header(header: Sequence[str], columns: Sequence[Column], *,
                  file: str) -> tuple[dict[str, int], bool]:
     """Where each column is in ``header`` (English or Chinese names, mixed allowed) and
-    whether any Chinese name was used; one ``BadInput`` listing every missing, unknown and
-    repeated column otherwise."""
+    whether any Chinese name was used; one ``BadInput`` listing every missing, unexpected
+    and repeated column otherwise."""
     names: dict[str, str] = {}
     for column in columns:
         for text in column.headers:
             names[_header_key(text)] = column.name
+        if column.chinese:
             names[_header_key(f"{column.chinese}({column.name})")] = column.name
+            names[_header_key(f"{column.name}({column.chinese})")] = column.name
     index: dict[str, int] = {}
-    unknown, repeated = [], []
+    unknown: list[str] = []
+    repeated: list[str] = []
     chinese = False
     for position, text in enumerate(header):
         if not text.strip():
-            if position == len(header) - 1 or not any(h.strip() for h in header[position:]):
-                continue  # trailing empty header cells (a spreadsheet's stray column)
-            unknown.append(f"(empty header in column {position + 1})")
+            if not any(h.strip() for h in header[position:]):
+                break  # trailing empty header cells (a spreadsheet's stray columns)
+            unknown.append(f"(an empty header in column {position + 1})")
             continue
         name = names.get(_header_key(text))
         if name is None:
-            unknown.append(repr(text.strip()))
+            unknown.append(text.strip())
         elif name in index:
             repeated.append(name)
         else:
@@ -114,50 +186,79 @@ def match_header(header: Sequence[str], columns: Sequence[Column], *,
     if missing or unknown or repeated:
         problems = []
         if missing:
-            problems.append("missing column" + ("s " if len(missing) > 1 else " ")
-                            + ", ".join(f"{c.name} ({c.chinese})" for c in missing))
+            problems.append(_plural("missing column", [c.label for c in missing]))
         if unknown:
-            problems.append("unknown column" + ("s " if len(unknown) > 1 else " ")
-                            + ", ".join(unknown))
+            problems.append(_plural("unexpected column", [u if u.startswith("(an empty")
+                                                          else repr(u) for u in unknown]))
         if repeated:
-            problems.append("repeated column" + ("s " if len(repeated) > 1 else " ")
-                            + ", ".join(repeated))
-        first = missing[0].name if missing else (repeated[0] if repeated else None)
+            problems.append(_plural("repeated column", repeated))
+        first = (missing[0].name if missing else unknown[0] if unknown else repeated[0])
         raise BadInput("; ".join(problems) + f" (the columns are {expected_header(columns)})",
                        file=file, row=1, column=first)
     return index, chinese
 
 
+def _plural(what: str, items: Sequence[str]) -> str:
+    return what + ("s " if len(items) > 1 else " ") + ", ".join(items)
+
+
 def expected_header(columns: Sequence[Column]) -> str:
     """The header as documentation gives it: ``name (中文)`` joined by commas; optional
     columns in brackets."""
-    return ", ".join(f"{c.name} ({c.chinese})" if c.required else f"[{c.name} ({c.chinese})]"
-                     for c in columns)
+    return ", ".join(c.label if c.required else f"[{c.label}]" for c in columns)
 
 
 def open_table(path: Path, columns: Sequence[Column], *, file: str | None = None) -> Table:
     """Open a CSV or XLSX table and check its header against ``columns``; rows that are
-    entirely empty are skipped, a row of the wrong width is ``BadInput`` naming it."""
+    entirely empty are skipped, a row of the wrong width is ``BadInput`` naming it (an XLSX
+    row short of trailing empty cells is padded)."""
     name = file or str(path)
     if not path.is_file():
         raise BadInput("no such file", file=name)
-    source = _xlsx_rows(path, name) if path.suffix.lower() == ".xlsx" else _csv_rows(path, name)
+    if path.suffix.lower() == ".xlsx":
+        return _table(_xlsx_rows(path, name), columns, name, pad=True)
+    return _table(_csv_rows(path, name), columns, name)
+
+
+def table_of_text(text: str, columns: Sequence[Column], *, file: str) -> Table:
+    """``open_table`` for CSV text already decoded (e.g. by ``decode_text``)."""
+    return _table(_csv_text_rows(text, file), columns, file)
+
+
+def table_of_bytes(data: bytes, columns: Sequence[Column], *, file: str) -> Table:
+    """``open_table`` for a file's bytes already read: an XLSX workbook when ``file`` ends
+    in .xlsx, else CSV text in UTF-8 or GB18030/GBK."""
+    if file.lower().endswith(".xlsx"):
+        return _table(_xlsx_rows(io.BytesIO(data), file), columns, file, pad=True)
+    return table_of_text(decode_text(data, file=file), columns, file=file)
+
+
+def _table(source: Iterator[list[str]], columns: Sequence[Column], name: str, *,
+           pad: bool = False) -> Table:
     try:
         header = next(source)
     except StopIteration:
         raise BadInput("the file is empty; expected a header line", file=name, row=1) from None
     while header and not header[-1].strip():
         header = header[:-1]
+    if not header:
+        raise BadInput(f"the header line is empty; expected {expected_header(columns)}",
+                       file=name, row=1)
     index, chinese = match_header(header, columns, file=name)
     width = len(header)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         for number, values in enumerate(source, start=2):
+            if len(values) == width and values[0].strip():
+                yield number, values  # the usual row, with as few checks as can be
+                continue
             if len(values) != width:
                 if len(values) > width and not any(v.strip() for v in values[width:]):
                     values = values[:width]
                 elif not any(v.strip() for v in values):
                     continue
+                elif pad and len(values) < width:
+                    values = values + [""] * (width - len(values))
                 else:
                     raise BadInput(f"expected {width} fields, found {len(values)}", file=name,
                                    row=number)
@@ -169,20 +270,28 @@ def open_table(path: Path, columns: Sequence[Column], *, file: str | None = None
 
 
 def _csv_rows(path: Path, file: str) -> Iterator[list[str]]:
-    encoding = sniff_encoding(path)
+    encoding = sniff_encoding(path, file=file)
     with path.open(newline="", encoding=encoding) as handle:
         reader = csv.reader(handle)
         try:
             yield from reader
-        except UnicodeDecodeError:
-            raise BadInput("neither UTF-8 nor GB18030/GBK text", file=file,
+        except UnicodeDecodeError:  # the file changed since it was sniffed
+            raise BadInput("not UTF-8 or GB18030/GBK text", file=file,
                            row=reader.line_num + 1) from None
         except csv.Error as exc:  # e.g. a field over the size limit, a NUL byte
             raise BadInput(f"not readable as CSV: {exc}", file=file,
                            row=reader.line_num) from None
 
 
-def _xlsx_rows(path: Path, file: str) -> Iterator[list[str]]:
+def _csv_text_rows(text: str, file: str) -> Iterator[list[str]]:
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise BadInput(f"not readable as CSV: {exc}", file=file, row=reader.line_num) from None
+
+
+def _xlsx_rows(path: Path | IO[bytes], file: str) -> Iterator[list[str]]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -225,9 +334,9 @@ FLAG_WORDS: dict[str, str] = {
 }
 _MONTH = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*(?:月)?")
 _MONTH_AS_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*0?1\s*(?:日)?"
-                            r"(?:[ T]00:00(?::00)?)?")
+                            r"(?:[ T]0?0:00(?::00)?)?")
 _DAY = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*(?:日)?"
-                  r"(?:[ T]00:00(?::00)?)?")
+                  r"(?:[ T]0?0:00(?::00)?)?")
 
 
 def flag_text(raw: str) -> str | None:

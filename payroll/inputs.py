@@ -1,46 +1,49 @@
 """The CRM export (SPEC §6.2): ``staff.csv``, ``clients.csv`` (or ``.xlsx``) and ``state.json``.
 
-Every value is checked where it is read; the first problem raises ``BadInput`` naming the
-file, the row (the header is row 1) and the column.  Client rows are streamed: callers fold
-them into per-CM figures instead of keeping three months of clients in memory.
+The tables are read the way spreadsheets make them (``kernel.tables``; their columns are
+``kernel.input_columns.STAFF`` and ``CLIENTS``): UTF-8 or GBK, English or Chinese headers,
+是/否 and Chinese enumeration words, months a spreadsheet turned into dates, dates written
+2026/10/5.  Every value is checked where it is read; the first problem raises ``BadInput``
+naming the file, the row (the header is row 1) and the column.  Client rows are streamed:
+callers fold them into per-CM figures instead of keeping three months of clients in memory.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from brokerflow.kernel import input_columns
 from brokerflow.kernel.calendar import Month
 from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.tables import (
+    FLAG_WORDS,
+    Column,
+    choice_text,
+    day_text,
+    flag_text,
+    month_text,
+    open_table,
+)
 from brokerflow.payroll.policy import LEVELS
 
-STAFF_COLUMNS = (
-    "month", "cm_id", "name", "position", "supervisor_id", "site", "hire_date", "qualified",
-    "late_count", "personal_leave_days", "sick_leave_days", "absent_half_days",
-    "no_event_count", "meeting_missed_count", "report_late_count", "dress_count",
-    "off_post_count", "complaint_count", "fines", "mainly_ipo_or_fund",
-)
+STAFF_COLUMNS = tuple(c.name for c in input_columns.STAFF if c.required)
 #: Optional staff columns (SPEC §6.2, §8.1): an absent column or an empty cell is false/0.
-STAFF_OPTIONAL_COLUMNS = ("under_investigation", "confirmed_malicious_accounts", "leave_date")
-CLIENT_COLUMNS = (
-    "month", "client_id", "client_type", "cm_id", "open_date", "attribution_effective",
-    "malicious", "purchases", "assets", "turnover", "gross_commission", "fund_sales_commission",
-)
-POSITIONS = ("cm", "stationed", "regional")
+STAFF_OPTIONAL_COLUMNS = tuple(c.name for c in input_columns.STAFF if not c.required)
+CLIENT_COLUMNS = tuple(c.name for c in input_columns.CLIENTS)
+POSITIONS = tuple(input_columns.POSITION_WORDS)
 MAX_AMOUNT = Decimal(10) ** 15  # a figure beyond this is an error, not a client
 MAX_TEXT_LENGTH = 256  # ids, names, sites
 MAX_ID_LENGTH = 64
 MAX_COUNT_DIGITS = 6
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-CLIENT_TYPES = ("individual", "institution")
+CLIENT_TYPES = tuple(input_columns.CLIENT_TYPE_WORDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,122 +182,59 @@ class _Cells:
         return self.day(column)
 
     def flag(self, column: str) -> bool:
-        raw = self.text(column).lower()
-        if raw not in ("true", "false"):
-            raise self.bad(column, f"must be true or false, not {raw!r}")
-        return raw == "true"
+        raw = self.text(column)
+        value = flag_text(raw)
+        if value is None:
+            raise self.bad(column, f"must be true or false (是 or 否), not {raw!r}")
+        return value == "true"
 
     def day(self, column: str) -> date:
         raw = self.text(column)
+        iso = day_text(raw)
         try:
-            return date.fromisoformat(raw)
+            return date.fromisoformat(iso or raw)
         except ValueError:
-            raise self.bad(column, f"not a date (YYYY-MM-DD): {raw!r}") from None
+            raise self.bad(column, f"not a date (YYYY-MM-DD or 2026/10/5): {raw!r}") from None
 
     def month(self, column: str = "month") -> str:
         raw = self.text(column)
-        try:
-            return str(Month.parse(raw))
-        except ValueError:
-            raise self.bad(column, f"not a month (YYYY-MM): {raw!r}") from None
+        canonical = month_text(raw)
+        if canonical is None:
+            raise self.bad(column, f"not a month (YYYY-MM): {raw!r}")
+        return str(Month.parse(canonical))
+
+    def choice(self, column: str, choices: Mapping[str, tuple[str, ...]], what: str) -> str:
+        """An enumeration cell's canonical value (English, or a Chinese word for it)."""
+        raw = self.text(column)
+        value = choice_text(raw, choices)
+        if value is None:
+            known = ", ".join(f"{v} ({'/'.join(w)})" if w else v for v, w in choices.items())
+            raise self.bad(column, f"unknown {what} {raw!r}; one of {known}")
+        return value
 
 
 def _table(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
            ) -> tuple[str, dict[str, int], Iterator[tuple[int, list[str]]]]:
-    """(file name, column index, numbered data rows) of a CSV or XLSX file with exactly
-    ``columns`` and any of ``optional``; the header is checked before any row is read."""
-    file = str(path)
-    if not path.is_file():
-        raise BadInput("no such file", file=file)
-    source = _xlsx_rows(path) if path.suffix.lower() == ".xlsx" else _csv_rows(path)
-    try:
-        header = [h.strip().lstrip("\ufeff") for h in next(source)]
-    except StopIteration:
-        raise BadInput("the file is empty; expected a header line", file=file, row=1) from None
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise BadInput(f"missing column {missing[0]}", file=file, row=1, column=missing[0])
-    extra = [c for c in header if c not in columns and c not in optional]
-    if extra:
-        raise BadInput(f"unexpected column {extra[0]!r}", file=file, row=1, column=extra[0])
-    if len(set(header)) != len(header):
-        duplicate = next(c for c in header if header.count(c) > 1)
-        raise BadInput(f"column {duplicate} appears twice", file=file, row=1, column=duplicate)
-    index = {name: header.index(name) for name in columns + optional if name in header}
-    width = len(header)
-
-    def rows() -> Iterator[tuple[int, list[str]]]:
-        for number, values in enumerate(source, start=2):
-            if len(values) != width:
-                if not any(v.strip() for v in values):
-                    continue
-                raise BadInput(f"expected {width} fields, found {len(values)}", file=file,
-                               row=number)
-            yield number, values
-
-    return file, index, rows()
+    """(file name, column index, numbered data rows) of a CSV or XLSX table whose columns
+    have English headers only (``columns`` required, ``optional`` not); ``kernel.tables``
+    reads it, so every header problem is reported at once."""
+    table = open_table(path, [Column(name, "") for name in columns]
+                       + [Column(name, "", required=False) for name in optional])
+    return table.file, table.index, table.rows
 
 
-def _rows(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()
-          ) -> Iterator[_Cells]:
+def _rows(path: Path, columns: Sequence[Column]) -> Iterator[_Cells]:
     """Cells of each data row, for typed access with exact error messages."""
-    file, index, rows = _table(path, columns, optional)
-    for number, values in rows:
-        yield _Cells(file, number, values, index)
-
-
-def _csv_rows(path: Path) -> Iterator[list[str]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        try:
-            yield from reader
-        except UnicodeDecodeError:
-            raise BadInput("not UTF-8 text", file=str(path), row=reader.line_num + 1) from None
-        except csv.Error as exc:  # e.g. a field over the size limit, a NUL byte
-            raise BadInput(f"not readable as CSV: {exc}", file=str(path),
-                           row=reader.line_num) from None
-
-
-def _xlsx_rows(path: Path) -> Iterator[list[str]]:
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
-        raise BadInput(f"not an .xlsx workbook ({exc.__class__.__name__})",
-                       file=str(path)) from None
-    try:
-        sheet = workbook.worksheets[0]
-        for cells in sheet.iter_rows(values_only=True):
-            yield [_xlsx_text(v) for v in cells]
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise BadInput(f"not a readable .xlsx workbook ({exc.__class__.__name__})",
-                       file=str(path)) from None
-    finally:
-        workbook.close()
-
-
-def _xlsx_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if hasattr(value, "date") and callable(value.date):
-        return value.date().isoformat()
-    if isinstance(value, float):
-        return repr(value)  # shortest text that round-trips; parsed as Decimal, never float
-    return str(value)
+    table = open_table(path, columns)
+    for number, values in table.rows:
+        yield _Cells(table.file, number, values, table.index)
 
 
 def read_staff(path: Path) -> list[StaffRow]:
     """Every row of the staff file, typed and checked."""
     rows = []
-    for c in _rows(path, STAFF_COLUMNS, STAFF_OPTIONAL_COLUMNS):
-        position = c.text("position")
-        if position not in POSITIONS:
-            raise c.bad("position", f"unknown position {position!r}; one of "
-                        f"{', '.join(POSITIONS)}")
+    for c in _rows(path, input_columns.STAFF):
+        position = c.choice("position", input_columns.POSITION_WORDS, "position")
         hired, left = c.day("hire_date"), c.optional_day("leave_date")
         if left is not None and left < hired:
             raise c.bad("leave_date", f"{left} is before the hire date {hired}")
@@ -320,10 +260,7 @@ def read_staff(path: Path) -> list[StaffRow]:
 
 def _client_row(c: _Cells) -> ClientRow:
     """A client row through the checked path: exact messages for every problem."""
-    client_type = c.text("client_type")
-    if client_type not in CLIENT_TYPES:
-        raise c.bad("client_type", f"unknown client type {client_type!r}; one of "
-                    f"{', '.join(CLIENT_TYPES)}")
+    client_type = c.choice("client_type", input_columns.CLIENT_TYPE_WORDS, "client type")
     return ClientRow(
         row=c.row, month=c.month(), client_id=c.identifier("client_id"),
         client_type=client_type, cm_id=c.identifier("cm_id"), open_date=c.day("open_date"),
@@ -338,20 +275,25 @@ def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None,
                  every: int = 100_000) -> Iterator[ClientRow]:
     """Client rows, typed and checked, one at a time; ``on_row(n)`` every ``every`` rows.
 
-    Three million rows make this the hot loop: well-formed rows take a fast path, and any
-    row it cannot take whole goes through ``_client_row``, which names the problem.
+    Three million rows make this the hot loop: well-formed rows take a fast path (their
+    words, Chinese ones too, are looked up; a month or date text seen once is remembered),
+    and any row it cannot take whole goes through ``_client_row``, which names the problem.
     """
-    file, index, rows = _table(path, CLIENT_COLUMNS)
+    table = open_table(path, input_columns.CLIENTS)
+    file, index = table.file, table.index
     (i_month, i_id, i_type, i_cm, i_open, i_eff, i_mal, i_pur, i_ass, i_turn, i_gross,
      i_fund) = (index[c] for c in CLIENT_COLUMNS)
     months: dict[str, str] = {}
-    flags = {"true": True, "false": False}
-    types = {t: t for t in CLIENT_TYPES}
+    days: dict[str, date] = {}
+    flags = {form: value == "true" for word, value in FLAG_WORDS.items()
+             for form in (word, word.upper(), word.capitalize())}
+    types = {t: t for t in CLIENT_TYPES} | {
+        word: t for t, words in input_columns.CLIENT_TYPE_WORDS.items() for word in words}
     number_of = Decimal
     zero, limit = Decimal(0), MAX_AMOUNT  # NaN and Infinity fail the comparison too
     control = CONTROL_CHARACTER.search
     day = date.fromisoformat
-    for number, v in rows:
+    for number, v in table.rows:
         if on_row is not None and number % every == 0:
             on_row(number)
         try:
@@ -368,11 +310,12 @@ def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None,
                     and purchases + assets + turnover + gross + fund <= limit):
                 raise ValueError
             yield ClientRow(number, months[v[i_month]], client_id, types[v[i_type]], cm_id,
-                            day(v[i_open]), flags[v[i_eff]], flags[v[i_mal]], purchases,
-                            assets, turnover, gross, fund)
+                            days.get(v[i_open]) or day(v[i_open]), flags[v[i_eff]],
+                            flags[v[i_mal]], purchases, assets, turnover, gross, fund)
         except (ValueError, KeyError, ArithmeticError):
             row = _client_row(_Cells(file, number, v, index))
             months[v[i_month]] = row.month  # the next rows of this month take the fast path
+            days[v[i_open]] = row.open_date  # and of this date (e.g. written 2026/10/5)
             yield row
 
 

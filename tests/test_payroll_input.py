@@ -43,7 +43,7 @@ def edit_csv(path: Path, row: int, column: str, value: str) -> None:
     ("staff.csv", 2, "fines", "abc", "not a number"),
     ("staff.csv", 2, "position", "boss", "unknown position"),
     ("staff.csv", 2, "supervisor_id", "ghost", "not in the staff file"),
-    ("staff.csv", 2, "qualified", "yes", "true or false"),
+    ("staff.csv", 2, "qualified", "maybe", "true or false"),
     ("staff.csv", 2, "month", "2026-03", "outside"),
     ("staff.csv", 2, "late_count", "1.5", "whole number"),
     ("clients.csv", 2, "assets", "1e999x", "not a number"),
@@ -137,7 +137,7 @@ def test_csv_and_xlsx_round_trip(capsys, tmp_path: Path) -> None:
     sheet = load_workbook(out).active
     assert sheet is not None
     rows = list(sheet.iter_rows(values_only=True))
-    assert rows[0][:2] == ("month", "cm_id") and rows[1][1] == "cm1"
+    assert rows[0][:2] == ("月份", "工号") and rows[1][1] == "cm1"  # tests/test_xlsx_exports.py
 
 
 amounts = st.decimals(min_value=0, max_value=10_000_000, places=2, allow_nan=False,

@@ -17,7 +17,8 @@ from brokerflow.kernel.settings import load_settings
 app = typer.Typer(no_args_is_help=True)
 
 
-@app.command("load", help="load users from CSV or YAML")
+@app.command("load", help="load users from CSV (UTF-8 or GBK), XLSX or YAML; English or "
+             "Chinese headers and role names")
 def load(file: Annotated[Path, typer.Argument(metavar="FILE")], as_user: AsUser = None) -> None:
     """The first load into an empty database is open; later loads need role ``admin``."""
     engine = open_database(load_settings().database_url)
@@ -31,6 +32,9 @@ def load(file: Annotated[Path, typer.Argument(metavar="FILE")], as_user: AsUser 
         rows = load_roster(session, path=file, actor=actor)
         session.commit()
     print(f"loaded {len(rows)} users from {file}")
+    from brokerflow.app.cli.branch import warn_unstaffed
+
+    warn_unstaffed(engine)  # chains a branch cannot complete (SPEC §10)
 
 
 @app.command("disable", help="a user left: from --left on no login, signature or read (admin)")
