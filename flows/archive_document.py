@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from brokerflow.approvals.waiting import current_flow_run_id
 from brokerflow.archive.service import Archive, DocumentSpec, open_archive
+from brokerflow.kernel.branches import with_branch_header
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound, SigningUnavailable, StorageError
 from brokerflow.kernel.identity import UserView
@@ -53,7 +54,9 @@ def storage_failed(task: Any, task_run: Any, state: Any) -> bool:
       retry_condition_fn=storage_failed)
 def archive_document(archive: Archive, spec: DocumentSpec, data: dict[str, Any], *,
                      actor: UserView) -> str:
-    """Render ``spec.doc_type`` from ``data`` with its serial on the page and archive it."""
+    """Render ``spec.doc_type`` from ``data`` with its serial on the page and archive it;
+    the header names the branch as the registry knows it."""
+    data = with_branch_header(archive.engine, [data])[0]
 
     def render(serial: str) -> bytes:
         return shared_renderer().render_pdf(spec.doc_type, {**data, "serial": serial})

@@ -24,6 +24,7 @@ from brokerflow.flows.archive_document import (
     storage_failed,
     storage_retries,
 )
+from brokerflow.kernel.branches import with_branch_header
 from brokerflow.kernel.calendar import Month, local_minute, month_end
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import NotFound
@@ -86,6 +87,7 @@ def archive_documents(archive: Archive, specs: list[DocumentSpec],
                       documents: list[dict[str, Any]], *, actor: UserView) -> list[str]:
     """Render each ``specs[i].doc_type`` from ``documents[i]`` with its serial on the page,
     all together, and archive each (``Archive.archive_rendered_batch``); the serials."""
+    documents = with_branch_header(archive.engine, documents)  # the registry's branch header
 
     def render(jobs: list[tuple[int, str]]) -> list[bytes | Exception]:
         return shared_renderer().render_pdfs(

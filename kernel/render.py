@@ -90,6 +90,8 @@ class DocumentData(BaseModel):
     branch: str
     subject: str = Field(min_length=1, max_length=200)
     branch_name: str = ""
+    branch_address: str = ""  # the header line under the branch (from the registry)
+    branch_phone: str = ""
     serial: str = ""
     date: str = ""  # the document's date; empty: today in the renderer's time zone
     title: str = ""

@@ -12,6 +12,8 @@ from typing import Any
 
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.sheets import sheet_text
+from brokerflow.kernel.vocabulary import FLAG_LABELS, LEVEL_LABELS
+from brokerflow.kernel.xlsx_out import SheetColumn, write_sheet
 from brokerflow.payroll.inputs import (
     CarriedState,
     ClientRow,
@@ -152,26 +154,63 @@ def result_csv(result: PayrollResult) -> str:
     return buffer.getvalue()
 
 
-def write_xlsx(result: PayrollResult, path: Path) -> None:
-    """The payroll sheet as .xlsx: amounts as text cells with two decimals (never floats);
-    every cell is a string cell, so no value is ever evaluated as a formula."""
-    from openpyxl import Workbook
+#: Each field's Chinese header in the XLSX export: the labels PAY, the payslip and the pay
+#: items (``payroll.pay_items``) use, and how the cell is written.
+SHEET_COLUMNS: tuple[SheetColumn, ...] = (
+    SheetColumn("month", "月份"), SheetColumn("cm_id", "工号"), SheetColumn("level", "职级"),
+    SheetColumn("valid_accounts", "有效户", "count"),
+    SheetColumn("new_value", "新开有效户市值", "money"),
+    SheetColumn("net_revenue", "净创收", "money"),
+    SheetColumn("avg_assets_3m", "近三月日均资产", "money"),
+    SheetColumn("mgmt_score", "日常管理评分", "two"),
+    SheetColumn("score", "考核得分", "score"),
+    SheetColumn("fixed_pay", "固定工资", "money", total=True),
+    SheetColumn("commission", "提成", "money", total=True),
+    SheetColumn("opening_bonus", "开户奖励", "money", total=True),
+    SheetColumn("excess_value_award", "超额市值奖励", "money", total=True),
+    SheetColumn("excess_carry_out", "超额奖励结转下月", "money", total=True),
+    SheetColumn("fund_commission", "基金提成", "money", total=True),
+    SheetColumn("management_commission", "管理提成", "money", total=True),
+    SheetColumn("management_allowance", "管理津贴", "money", total=True),
+    SheetColumn("transport_allowance", "交通通讯补助", "money", total=True),
+    SheetColumn("attendance_deduction", "考勤扣款", "money", total=True),
+    SheetColumn("fines", "罚款", "money", total=True),
+    SheetColumn("gross", "应发", "money", total=True),
+    SheetColumn("risk_fund_withheld", "风险基金", "money", total=True),
+    SheetColumn("risk_fund_balance", "风险基金余额", "money", total=True),
+    SheetColumn("net_pay", "实发", "money", total=True),
+    SheetColumn("flags", "标记"),
+    SheetColumn("asset_level", "资产对应职级"), SheetColumn("title", "聘任职级"),
+    SheetColumn("title_next", "下月聘任职级"),
+    SheetColumn("fixed_pay_withheld", "暂扣固定工资", "money", total=True),
+    SheetColumn("fixed_pay_released", "发还暂扣固定工资", "money", total=True),
+    SheetColumn("malicious_fine", "恶意开户罚款", "money", total=True),
+    SheetColumn("withheld_fixed_pay", "累计暂扣固定工资", "money", total=True),
+    SheetColumn("ytd_absent_half_days", "本年累计旷工半天数", "count"),
+    SheetColumn("ytd_personal_leave_days", "本年累计事假天数", "two"),
+)
+LEVEL_FIELDS = ("level", "asset_level", "title", "title_next")
 
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = f"payroll {result.month}"
-    sheet.append(["month", *LINE_FIELDS])
-    for line in result.lines:
-        row = line_json(line)
-        sheet.append([result.month, *(";".join(row[f]) if f == "flags" else row[f]
-                                      for f in LINE_FIELDS)])
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # openpyxl made a formula of a text starting with "="
-                cell.data_type = "s"
-    totals = result.totals
-    sheet.append(["total", *("" for _ in LINE_FIELDS)])
-    last = sheet.max_row
-    for name in ("gross", "risk_fund_withheld", "net_pay"):
-        sheet.cell(row=last, column=LINE_FIELDS.index(name) + 2, value=f"{totals[name]:.2f}")
-    workbook.save(path)
+
+def sheet_row(month: str, line: PayLine) -> dict[str, Any]:
+    """A line as the XLSX export holds it: numbers as ``Decimal``/``int``, levels and flags
+    in Chinese."""
+    row: dict[str, Any] = {"month": month}
+    for name in LINE_FIELDS:
+        value = getattr(line, name)
+        if name == "flags":
+            row[name] = "；".join(FLAG_LABELS.get(f, f) for f in value)
+        elif name in LEVEL_FIELDS:
+            row[name] = LEVEL_LABELS.get(value, value) if value else ""
+        else:
+            row[name] = value
+    return row
+
+
+def write_xlsx(result: PayrollResult, path: Path) -> None:
+    """The payroll sheet as .xlsx (``kernel.xlsx_out``): money as numeric cells
+    (``#,##0.00``), Chinese headers, a 合计 row whose 应发, 风险基金 and 实发 are the JSON
+    result's totals; no text cell is ever a formula."""
+    write_sheet(path, title=f"薪酬 {result.month}", columns=SHEET_COLUMNS,
+                rows=[sheet_row(result.month, line) for line in result.lines],
+                total_note=f"{len(result.lines)} 人")

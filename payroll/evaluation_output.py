@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.kernel.sheets import sheet_text
+from brokerflow.kernel.vocabulary import EVALUATION_FLAG_LABELS
+from brokerflow.kernel.xlsx_out import SheetColumn, write_sheet
 from brokerflow.payroll.evaluation import GROUPS, EvaluationResult, QuarterEvaluation
+from brokerflow.payroll.evaluation_document import EVALUATION_ROLE_LABELS, GROUP_HEADS
 
 SHEET_COLUMNS = ("quarter", "evaluatee_id", "role", "team", "total", *GROUPS, "flags")
 
@@ -53,21 +56,25 @@ def result_csv(evaluation: QuarterEvaluation) -> str:
     return buffer.getvalue()
 
 
-def write_xlsx(evaluation: QuarterEvaluation, path: Path) -> None:
-    """The sheet as .xlsx: total and means as numbers shown with two decimals (so that SUM
-    works), every other cell a text cell (never evaluated as a formula)."""
-    from openpyxl import Workbook
+#: The XLSX export's columns: the headers the EVL document uses.
+XLSX_COLUMNS: tuple[SheetColumn, ...] = (
+    SheetColumn("quarter", "季度"), SheetColumn("evaluatee_id", "考核对象"),
+    SheetColumn("role", "岗位"), SheetColumn("team", "团队"),
+    SheetColumn("total", "总分", "two"),
+    *(SheetColumn(group, GROUP_HEADS.get(group, group), "two") for group in GROUPS),
+    SheetColumn("flags", "标记"),
+)
 
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = f"evaluation {evaluation.quarter}"
-    sheet.append(list(SHEET_COLUMNS))
+
+def write_xlsx(evaluation: QuarterEvaluation, path: Path) -> None:
+    """The sheet as .xlsx (``kernel.xlsx_out``): total and means as numbers shown with two
+    decimals (so that SUM works; an empty cell for a group without rows), Chinese headers,
+    roles and flags; a 合计 row counting the evaluatees; no text cell is ever a formula."""
+    rows = []
     for result in evaluation.results:
-        sheet.append(_sheet_row(evaluation.quarter, result))
-        for cell in sheet[sheet.max_row]:
-            if isinstance(cell.value, Decimal):
-                cell.number_format = "0.00"
-            elif cell.data_type == "f":  # openpyxl made a formula of a text starting with "="
-                cell.data_type = "s"
-    workbook.save(path)
+        values = dict(zip(SHEET_COLUMNS, _sheet_row(evaluation.quarter, result), strict=True))
+        values["role"] = EVALUATION_ROLE_LABELS.get(result.role, result.role)
+        values["flags"] = "；".join(EVALUATION_FLAG_LABELS.get(f, f) for f in result.flags)
+        rows.append(values)
+    write_sheet(path, title=f"考评 {evaluation.quarter}", columns=XLSX_COLUMNS, rows=rows,
+                total_note=f"{len(rows)} 人")

@@ -379,20 +379,23 @@ def test_xlsx_in_and_out(capsys, tmp_path: Path) -> None:
         str(target))
     assert code == 0, err
     assert "wrote" in out
-    sheet = load_workbook(target).active
+    book = load_workbook(target)
+    sheet = book.active
     assert sheet is not None
     rows = list(sheet.iter_rows())
-    assert [c.value for c in rows[0]] == list(SHEET_COLUMNS)
-    assert [c.value for c in rows[1]] == [Q, "=cmd", "cm", "T9", 80.5, 80.5, None, None,
-                                          None, None, "group_missing;star"]
+    assert rows[0][0].value == "季度"  # Chinese heads; the field names on sheet "fields"
+    assert [r[2] for r in book["fields"].iter_rows(min_row=2, values_only=True)] == list(
+        SHEET_COLUMNS)
+    assert [c.value for c in rows[1]] == [Q, "=cmd", "营销经理", "T9", 80.5, 80.5, None, None,
+                                          None, None, "有评价组未评；明星客户经理"]
     assert rows[1][1].data_type == "s"  # text, not a formula
     cm1 = {SHEET_COLUMNS[n]: cell for n, cell in enumerate(rows[2])}
     assert cm1["evaluatee_id"].value == "cm1" and cm1["evaluatee_id"].data_type == "s"
     for name, value in (("total", 71), ("peer", 85), ("regional", 70), ("marketing", 60)):
         assert cm1[name].data_type == "n" and cm1[name].value == value
         assert cm1[name].number_format == "0.00"
-    assert cm1["sales"].value is None and cm1["flags"].value == "star"
-    assert len(rows) == 5
+    assert cm1["sales"].value is None and cm1["flags"].value == "明星客户经理"
+    assert len(rows) == 6 and rows[-1][0].value == "合计"
 
 
 def test_an_unwritable_out_file_exits_2(capsys, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import Column, inspect
 from sqlmodel import SQLModel
 
@@ -75,7 +76,8 @@ def test_a_database_made_before_migrations_existed_is_recognised(database_url: s
     engine = make_engine(database_url)
     with engine.begin() as connection:  # what create_all left: the tables, no version
         connection.exec_driver_sql("DROP TABLE alembic_version")
-    assert migrate(engine) == ["0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    every = ScriptDirectory.from_config(_alembic_config(None)).walk_revisions()  # type: ignore[arg-type]
+    assert migrate(engine) == sorted(r.revision for r in every if r.revision != "0001")
     engine.dispose()
     assert "owner" in _schema(database_url)["serialrecord"]
 
