@@ -67,12 +67,17 @@ def describe_waiting(
     decisions: Sequence[Decision],
     names: dict[str, str],
     last_refusal: str = "",
+    notes: Sequence[str] = (),
 ) -> str:
-    """Markdown for the form: what is being signed, what happened so far, who may sign."""
+    """Markdown for the form: what is being signed, what the signer should check first
+    (``notes``, e.g. a closing's discrepancies), what happened so far, who may sign."""
     lines = [f"## {title}", "", f"**事由 Subject:** {_md(subject)}  ",
              f"**流水号 Serial:** {_md(serial)}  "]
     if pdf_url:
         lines.append(f"**文件 Document:** [{_md(serial)}.pdf]({pdf_url}) (archive page)")
+    if notes:
+        lines += ["", "### 签批前请核对 Check before signing"]
+        lines += [f"- {_md(note)}" for note in notes]
     lines += ["", f"### 当前步骤 Step: {waiting.step.label} (`{waiting.step.name}`)"]
     if waiting.step.kind == "countersign":
         lines.append(f"Departments still to countersign: **{', '.join(waiting.may_sign)}**")

@@ -128,6 +128,7 @@ class SigningRequest:
     extra_check: Callable[[Any], str | None] | None = None  # refusal reason for those fields
     run_name: str = ""  # what the Prefect UI calls the run (``run_labels``); '' keeps its name
     home_branch: str = ""  # the branch the request is of (its tag), when not ``branch``
+    notes: tuple[str, ...] = ()  # what the signer should check first (plain text lines)
 
 
 def take_signature(
@@ -158,6 +159,7 @@ def take_signature(
         title=request.title, subject=request.subject, serial=request.serial,
         pdf_url=request.pdf_url, waiting=waiting, decisions=decisions,
         names=user_names(engine, [d.signer_id for d in decisions]), last_refusal=last_refusal,
+        notes=request.notes,
     )
     form_type: type[SignForm] = request.form_type or (
         NamingForm if waiting.step.names_countersigners else SignForm)

@@ -5,6 +5,9 @@ compute every CM's pay, store lines and carried state in one transaction, render
 《营业部客户经理薪酬月报表》 (PAY), collect the sign-off chief accountant → deputy manager →
 branch manager through the approval engine, then archive the signed report (PAS) as filed with
 the brokerage business office.  A closed month is refused until a branch manager reopens it.
+The closing checks its counts against the CRM export, the roster and the order of months
+(``payroll.closing_checks``) and shows every discrepancy on PAY and in the sign-off form; a
+rejected or returned sign-off ends the run as ``Rejected`` / ``Returned``, its PAY superseded.
 """
 
 # No `from __future__ import annotations` here: the served flow is pickled by value into its run
@@ -14,7 +17,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +28,8 @@ import httpx
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectException
-from sqlmodel import select
+from prefect.states import Completed, State
+from sqlmodel import Session, col, select
 
 from brokerflow.approvals.attributions import EffectiveAttributions, effective_attributions
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
@@ -52,6 +56,7 @@ from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.cases import investigation_figures
+from brokerflow.payroll.closing_checks import ClientTally, Discrepancy, closing_discrepancies
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import ClientRow, read_state
 from brokerflow.payroll.notices import raise_notices
@@ -61,6 +66,7 @@ from brokerflow.payroll.records import (
     MonthClosed,
     later_months,
     latest_run,
+    month_statuses,
     opening_state,
     record_run,
     reopen_chain_after,
@@ -78,6 +84,12 @@ from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket, 
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
+#: Roster roles paid by the closing (staff file positions cm, stationed, regional).
+PAID_ROLES = ("cm", "stationed_manager", "regional_manager")
+#: Discrepancies the sign-off form lists before "see PAY".
+FORM_DISCREPANCIES = 5
+#: The flow run's end state when the sign-off does not approve (the Prefect UI shows it).
+UNSIGNED_STATES = {"rejected": "Rejected", "returned": "Returned"}
 
 
 def request_key(branch: str, month: str) -> str:
@@ -132,26 +144,44 @@ def counted_by_attribution(effective: EffectiveAttributions,
     return counts
 
 
+def paid_roster(session: Session, *, branch: str, month: str) -> set[str]:
+    """The branch's CMs, stationed and regional managers on the roster who had not left
+    before ``month`` began."""
+    first = Month.parse(month)
+    start = date(first.year, first.month, 1)
+    users = session.exec(
+        select(User).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
+        .where(User.branch == branch, col(UserRole.role).in_(PAID_ROLES)))
+    return {u.user_id for u in users if u.left_on is None or u.left_on > start}
+
+
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                         choice: PolicyChoice, run_id: str, attribution_source: AttributionSource,
                         started_by: str) -> PayrollRun:
     rules = parse_policy(choice.text, file=(f"pay rules version {choice.version}"
                                             if choice.version else "explicit policy"))
+    # the month's rows tallied per CM in the pass that computes the pay (no second read)
+    tally = ClientTally(month) if attribution_source == "database" else None
     with tempfile.TemporaryDirectory(prefix="brokerflow-crm-") as tmp:
         source = Path(data_dir) if data_dir else _fetch_export(archive, branch, month,
                                                                 Path(tmp))
         with new_session(archive.engine) as session:
             state = opening_state(session, branch=branch, month=month,
                                   exported=read_state(source / "state.json"))
-            counts = (counted_by_attribution(effective_attributions(session, branch=branch),
-                                              archive.zone)
-                      if attribution_source == "database" else None)
+            counts = (tally.counting(counted_by_attribution(
+                          effective_attributions(session, branch=branch), archive.zone))
+                      if tally is not None else None)
             cases = investigation_figures(session, branch=branch, month=month)
             movements = movements_for_closing(session, branch=branch, month=month)
             state = apply_movements(state, movements)
         result = compute_from_directory(month=month, data_dir=source, policy=rules,
                                         state=state, counts=counts, investigations=cases)
     with new_session(archive.engine) as session:
+        discrepancies = [d.as_dict() for d in closing_discrepancies(
+            month=month, tallies=tally.by_cm if tally is not None else None,
+            staff_ids=[line.cm_id for line in result.lines],
+            roster_ids=paid_roster(session, branch=branch, month=month),
+            history=month_statuses(session, branch=branch))]
         run = record_run(session, branch=branch, month=month, result=result, flow_run_id=run_id,
                          started_by=started_by, opening=state)
         run.policy_version, run.policy_filing = choice.version, choice.filing_serial
@@ -159,7 +189,9 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
         policy_record = {"version": choice.version, "filing": choice.filing_serial,
                          "approval": choice.result_serial, "note": choice.note,
                          "sha256": hashlib.sha256(choice.text.encode()).hexdigest()}
-        run.figures = json.dumps({"policy": policy_record})
+        run.figures = json.dumps({"policy": policy_record, "discrepancies": discrepancies,
+                                  "attribution_source": attribution_source},
+                                 ensure_ascii=False)
         session.add(run)
         mark_applied(session, branch=branch, month=month, movements=movements)
         stale = later_months(session, branch=branch, month=month)
@@ -168,7 +200,8 @@ def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: 
                      details={"revision": run.revision, "lines": len(result.lines),
                               "totals": json.loads(run.totals), "flow_run": run_id,
                               "policy": policy_record,
-                              "later_months_to_rerun": stale})
+                              "later_months_to_rerun": stale,
+                              "discrepancies": discrepancies})
         session.commit()
     return run
 
@@ -190,22 +223,52 @@ def _policy_choice(archive: Archive, *, branch: str, month: str, policy: str | N
         return choose_policy(session, branch=branch, month=month, explicit=explicit)
 
 
+def run_discrepancies(run: PayrollRun) -> list[Discrepancy] | None:
+    """The discrepancies recorded with ``run`` (None: a run recorded before closings checked
+    themselves)."""
+    found = json.loads(run.figures or "{}").get("discrepancies")
+    return None if found is None else [Discrepancy.from_dict(d) for d in found]
+
+
+def discrepancy_notes(run: PayrollRun, *, limit: int = FORM_DISCREPANCIES) -> tuple[str, ...]:
+    """What the sign-off form shows before the signature: the count and the first few
+    discrepancies (the rest are on PAY), or that the counts agree."""
+    found = run_discrepancies(run)
+    if found is None:
+        return ()
+    if not found:
+        return (("与CRM导出核对一致，无差异",)
+                if json.loads(run.figures).get("attribution_source") == "database"
+                else ("归属按CRM导出的归属列计（开发模式），未与本系统归属核对；其他核对无差异",))
+    notes = [f"核对差异 {len(found)} 项（详见 PAY {run.pay_serial} 核对差异）："]
+    notes += [d.line() for d in found[:limit]]
+    if len(found) > limit:
+        notes.append(f"…… 另 {len(found) - limit} 项见 PAY")
+    return tuple(notes)
+
+
 def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                 signatures: list[dict[str, str]], draft_serial: str = "",
                 risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The data of the PAY report (and, with signatures, of the signed PAS): the lines, the
-    pay rules used (version and the filing that approved them, or "policy not approved") and
-    the month's risk-fund movements; without signatures, the sign-off's steps as 待签.
+    pay rules used (version and the filing that approved them, or "policy not approved"),
+    the closing's check against the CRM export (核对差异) and the month's risk-fund
+    movements; without signatures, the sign-off's steps as 待签.
     Lines in natural id order (cm2 before cm10), with the 合计 of their counted columns."""
     lines = sorted(lines, key=lambda line: natural_key(str(line.get("cm_id", ""))))
+    found = run_discrepancies(run)
+    figures = json.loads(run.figures or "{}")
     return {
         "branch": run.branch,
         "subject": f"{run.month} 客户经理薪酬（第 {run.revision} 版）",
         "body": {"month": run.month, "totals": json.loads(run.totals), "draft_serial":
                  draft_serial,
                  "policy_version": run.policy_version, "policy_filing": run.policy_filing,
-                 "policy_approval": json.loads(run.figures).get("policy", {}).get("approval",
-                                                                                 ""),
+                 "policy_approval": figures.get("policy", {}).get("approval", ""),
+                 "discrepancies": None if found is None else [
+                     {"label": d.label, "cm_id": d.cm_id or "", "message": d.message_zh}
+                     for d in found],
+                 "attribution_checked": figures.get("attribution_source") == "database",
                  "policy_note": run.policy_note,
                  "lines": lines, "line_totals": line_totals(lines),
                  "risk_fund_movements": risk_fund or []},
@@ -334,9 +397,10 @@ def monthly_closing(
     poll_interval: float = 10.0,
     attribution_source: AttributionSource = "database",
     ticket: str | None = None,
-) -> str:
-    """Close ``branch``'s ``month`` (default: the previous month); returns the PAS serial,
-    or the status the sign-off ended with.
+) -> str | State[str]:
+    """Close ``branch``'s ``month`` (default: the previous month); returns the PAS serial.
+    A sign-off that rejects or returns the report ends the run in a Completed state named
+    ``Rejected`` / ``Returned`` (its result: ``rejected`` / ``returned``), its PAY superseded.
 
     Which client rows count: ``database`` — the attributions effective at each month's end
     (the CRM's attribution_effective column is ignored); ``crm`` — that column (development
@@ -362,7 +426,7 @@ def monthly_closing(
 def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
            policy: str | None, ticket: str | None, run_id: str, mode: WaitMode,
            poll_interval: float, attribution_source: AttributionSource,
-           starter: Callable[[], str]) -> str:
+           starter: Callable[[], str]) -> str | State[str]:
     run = _start_or_continue(archive, branch=branch, month=month, data_dir=data_dir,
                              policy=policy, ticket=ticket, run_id=run_id,
                              attribution_source=attribution_source, starter=starter)
@@ -405,6 +469,7 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
                 serial=run.pay_serial, pdf_url=archive.document_link(run.pay_serial),
                 submitter_id="",  # prepared by the system; the chief accountant signs first
                 branch=branch, run_name=payroll_run_name(branch, month),
+                notes=discrepancy_notes(run),
             )
             take_signature(archive.engine, request, state, decisions,
                            claim_attempt=claim_on(PayrollRun, run_pk), run_id=run_id, mode=mode,
@@ -413,20 +478,45 @@ def _close(archive: Archive, *, branch: str, month: str, data_dir: str | None,
         return _finish(archive, run, state, decisions, lines, preparer)
 
 
+def unsigned_message(run: PayrollRun, state: Finished, decisions: list[Any]) -> str:
+    """Why the closing ended without a signed report, as the flow run's state says it."""
+    outcome = "未同意" if state.outcome == "rejected" else "已退回"
+    ending = next((d for d in reversed(decisions) if d.decision in ("reject", "return")), None)
+    said = ""
+    if ending is not None:
+        said = f"（{PAYROLL_CHAIN.step(ending.step).label}：{ending.opinion or outcome}）"
+    return (f"薪酬月报表未通过签批：{run.branch} {run.month} 第 {run.revision} 版{outcome}{said}；"
+            f"PAY {run.pay_serial} 已标记为被替代，更正后重新结账 "
+            f"(sign-off {state.outcome}; the PAY is superseded)")
+
+
+def _unsigned(archive: Archive, run: PayrollRun, state: Finished,
+              decisions: list[Any]) -> State[str]:
+    """A rejected or returned sign-off: the run's status says so, its PAY is no longer
+    current (audited), and the flow run ends in a state named after the outcome."""
+    assert run.id is not None
+    key = request_key(run.branch, run.month)
+    with new_session(archive.engine) as session:
+        current = session.get(PayrollRun, run.id)
+        assert current is not None
+        set_status(session, run=current, status=state.outcome)
+        clear_waiting(session, request_key=key)
+        superseded = mark_superseded(session, subject_keys=[key], below_revision=run.revision + 1)
+        append_audit(session, actor_id="system", action="payroll-" + state.outcome,
+                     request_key=key, details={"revision": run.revision, "pay": run.pay_serial,
+                                               "pay_status": "superseded",
+                                               "documents_superseded": superseded})
+        session.commit()
+    return Completed(name=UNSIGNED_STATES[state.outcome], data=state.outcome,
+                     message=unsigned_message(run, state, decisions))
+
+
 def _finish(archive: Archive, run: PayrollRun, state: Finished, decisions: list[Any],
-            lines: list[dict[str, Any]], preparer: UserView) -> str:
+            lines: list[dict[str, Any]], preparer: UserView) -> str | State[str]:
     assert run.id is not None
     key = request_key(run.branch, run.month)
     if state.outcome != "approved":
-        with new_session(archive.engine) as session:
-            current = session.get(PayrollRun, run.id)
-            assert current is not None
-            set_status(session, run=current, status=state.outcome)
-            clear_waiting(session, request_key=key)
-            append_audit(session, actor_id="system", action="payroll-" + state.outcome,
-                         request_key=key, details={"revision": run.revision})
-            session.commit()
-        return state.outcome
+        return _unsigned(archive, run, state, decisions)
     names = user_names(archive.engine, [d.signer_id for d in decisions])
     signatures = [{"role": PAYROLL_CHAIN.step(d.step).label, "name": names[d.signer_id],
                    "decision": d.decision, "time": d.at, "opinion": d.opinion}
