@@ -265,3 +265,14 @@ RISK_FUND_REFUND_CHAIN = Chain(
         Step("branch_manager", "营业部经理 批准退还", frozenset({"branch_manager"})),
     ),
 )
+
+
+#: 期初数据导入 (SPEC §10): a branch's existing attributions or opening carried state, imported
+#: once as one batch: the trading dept manager reviews it, the branch manager approves it.
+OPENING_IMPORT_CHAIN = Chain(
+    name="opening_import",
+    steps=(
+        Step("trading_manager", "交易部经理 审核", frozenset({"trading_manager"})),
+        Step("branch_manager", "营业部经理 批准", frozenset({"branch_manager"})),
+    ),
+)

@@ -29,7 +29,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
-from brokerflow.kernel import models, staff_models  # noqa: F401  (registers the tables)
+from brokerflow.kernel import branch_models, models, opening_models, staff_models  # noqa: F401  (registers the tables)
 from brokerflow.kernel.errors import BadInput, DatabaseUnavailable, SchemaError
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000

@@ -16,6 +16,7 @@ from brokerflow.kernel.calendar import Month, utcnow
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollCarry, PayrollLineRecord, PayrollRun, TitleRecord
+from brokerflow.kernel.opening_models import OpeningCarry
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.compute import line_json
 from brokerflow.payroll.inputs import CarriedState
@@ -61,15 +62,40 @@ def _carried(carry: PayrollCarry) -> CarriedState:
 def opening_state(session: Session, *, branch: str, month: str,
                   exported: dict[str, CarriedState]) -> dict[str, CarriedState]:
     """State carried out of the previous month's closing (balances, history, year to date,
-    withheld pay), with the titles in force for ``month``; the export's state.json fills in
-    CMs the database has not seen (the first month on brokerflow)."""
+    withheld pay), with the titles in force for ``month``; for CMs no closing has carried
+    state out for, the opening state an approved import recorded, else the export's
+    state.json (the first month on brokerflow)."""
     previous = str(Month.parse(month).minus(1))
-    state = dict(exported)
+    state = dict(exported) | imported_opening_state(session, branch=branch, month=month)
     for carry in session.exec(select(PayrollCarry).where(PayrollCarry.branch == branch,
                                                          PayrollCarry.month == previous)):
         state[carry.cm_id] = _carried(carry)
     for cm_id, title in titles_in_force(session, branch=branch, month=month).items():
         state[cm_id] = replace(state.get(cm_id, CarriedState()), title=title)
+    return state
+
+
+def imported_opening_state(session: Session, *, branch: str,
+                           month: str) -> dict[str, CarriedState]:
+    """The opening state an approved import recorded (SPEC §10), for the CMs no closing of
+    the branch before ``month`` has carried state out for, and only after its ``as_of``."""
+    closed = set(session.exec(select(PayrollCarry.cm_id).where(
+        PayrollCarry.branch == branch, PayrollCarry.month < month)))
+    state: dict[str, CarriedState] = {}
+    for carry in session.exec(select(OpeningCarry).where(OpeningCarry.branch == branch,
+                                                         OpeningCarry.as_of < month)):
+        if carry.cm_id in closed:
+            continue
+        source: dict[str, object] = {
+            "as_of": carry.as_of, "excess_carry": carry.excess_carry,
+            "risk_fund_balance": carry.risk_fund_balance, "title": carry.title,
+            "ytd_absent_half_days": carry.ytd_absent_half_days,
+            "ytd_personal_leave_days": carry.ytd_personal_leave_days}
+        state[carry.cm_id] = CarriedState(
+            excess_carry=Decimal(carry.excess_carry),
+            risk_fund_balance=Decimal(carry.risk_fund_balance), as_of=carry.as_of,
+            title=carry.title, ytd_absent_half_days=carry.ytd_absent_half_days,
+            ytd_personal_leave_days=Decimal(carry.ytd_personal_leave_days), source=source)
     return state
 
 
@@ -167,6 +193,17 @@ def stale_previous_month(session: Session, *, branch: str, month: str) -> str | 
     previous = str(Month.parse(month).minus(1))
     run = latest_run(session, branch=branch, month=previous)
     return previous if run is not None and run.status == ClosingStatus.REOPENED else None
+
+
+def month_statuses(session: Session, *, branch: str) -> dict[str, str]:
+    """The branch's closing history: each month computed → its latest revision's status
+    (``closed``, ``reopened``, ``signing`` …), months in order."""
+    statuses: dict[str, str] = {}
+    for month, status in session.exec(
+            select(PayrollRun.month, PayrollRun.status).where(PayrollRun.branch == branch)
+            .order_by(col(PayrollRun.month), col(PayrollRun.revision))):
+        statuses[month] = status
+    return statuses
 
 
 def later_months(session: Session, *, branch: str, month: str) -> list[str]:

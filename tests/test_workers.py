@@ -151,7 +151,7 @@ def test_monthly_closing_goes_on_on_the_other_worker_and_pays_once(
 
     def close() -> None:  # an identified closer uploads the export and starts the closing
         done = cli("payroll", "close", "--branch", "SZ01", "--month", MONTH, "--data",
-                   str(export), user="ca1")
+                   str(export), "--no-wait", user="ca1")
         assert done.code == 0, done.err
         started.append(done.out.split("flow run ")[-1].strip())
 
@@ -210,7 +210,8 @@ def test_deploy_is_repeatable_and_a_worker_refuses_without_an_api(
         pool = client.read_work_pool("brokerflow")
     assert pool.type == "process"
     assert sorted(d.name for d in deployments) == [
-        "approval-reminders", "client-attribution", "filing-chain", "level-change",
+        "approval-reminders", "attribution-import", "client-attribution", "filing-chain",
+        "level-change",
         "monthly-closing", "monthly-closing-all", "quarterly-evaluation", "risk-fund",
         "risk-fund-refunds"]
     assert {d.work_pool_name for d in deployments} == {"brokerflow"}

@@ -4,7 +4,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-from brokerflow.kernel import models, staff_models  # noqa: F401  (registers the tables)
+from brokerflow.kernel import branch_models, models, opening_models, staff_models  # noqa: F401  (registers the tables)
 
 OPTIONS = {"target_metadata": SQLModel.metadata, "render_as_batch": True,
            "compare_type": False}
