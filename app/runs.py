@@ -54,8 +54,44 @@ def run_report(engine: Any, settings: Settings, flow_run_id: str | None) -> dict
                 "needs_operator": False}
     condition = run_condition(engine, flow_run_id, lease_seconds=settings.run_lease_seconds,
                               max_recoveries=settings.max_run_recoveries)
-    return {"state": condition.state, "note": condition.note,
-            "needs_operator": condition.needs_operator}
+    report: dict[str, Any] = {"state": condition.state, "note": condition.note,
+                              "needs_operator": condition.needs_operator}
+    failure = failure_reason(engine, flow_run_id) if condition.state == "Failed" else None
+    if failure is not None:
+        report["failure"] = failure
+    return report
+
+
+def refusals(engine: Any, request_key: str) -> dict[str, str]:
+    """What status commands show of a request's refusals: the last form its waiting step
+    refused (``last_refusal``), and its last failed run's reason (``last_failed_run``);
+    only those there are."""
+    from brokerflow.approvals.run_failures import last_failure
+    from brokerflow.kernel.db import new_session
+    from brokerflow.kernel.models import WaitingStep
+
+    shown: dict[str, str] = {}
+    with new_session(engine) as session:
+        waiting = session.get(WaitingStep, request_key)
+    if waiting is not None and waiting.last_refusal:
+        shown["last_refusal"] = waiting.last_refusal
+    failed = last_failure(engine, request_key)
+    if failed is not None:
+        shown["last_failed_run"] = f"{failed[0]}: {failure_reason(engine, failed[0])}"
+    return shown
+
+
+def failure_reason(engine: Any, flow_run_id: str) -> str | None:
+    """Why a failed run failed, as its failure hook recorded it (``refused (exit N): ...``
+    for an error of the SPEC's exit codes); None when nothing was recorded."""
+    from brokerflow.approvals.run_failures import recorded_failure
+
+    failure = recorded_failure(engine, flow_run_id)
+    if failure is None:
+        return None
+    if failure.exit_code in (2, 3):
+        return f"refused (exit {failure.exit_code}): {failure.reason}"
+    return f"failed: {failure.error}: {failure.reason}"
 
 
 def rebind_dead_run(archive: Archive, *, actor: UserView, model: type[RunBound], key: int,

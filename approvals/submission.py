@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import AccessDenied, BadInput, BrokerflowError
-from brokerflow.kernel.models import AuditEvent, WaitingStep
+from brokerflow.kernel.models import ApprovalDecision, AuditEvent, WaitingStep
 
 
 class FormRefused(AccessDenied):
@@ -49,6 +49,29 @@ def _waiting(engine: Engine, request_key: str) -> tuple[int, str] | None:
     with new_session(engine) as session:
         row = session.get(WaitingStep, request_key)
     return (row.revision, row.step) if row is not None else None
+
+
+def _signed_by(engine: Engine, request_key: str, *, signer: str,
+               meant_for: tuple[int, str]) -> str:
+    """Who signed step ``meant_for`` while a form for it was on its way: the sender themself
+    (a second quick signature) or someone else."""
+    revision, step = meant_for
+    with new_session(engine) as session:
+        signers = sorted(set(session.exec(select(ApprovalDecision.signer_id).where(
+            ApprovalDecision.request_key == request_key, ApprovalDecision.revision == revision,
+            ApprovalDecision.step == step))))
+    if signer and signer in signers:
+        return "signed by you already (a form is not counted twice)"
+    return "signed by someone else meanwhile" + (f" ({', '.join(signers)})" if signers else "")
+
+
+def _signed_meanwhile(engine: Engine, request_key: str, *, signer: str,
+                      meant_for: tuple[int, str], now: tuple[int, str]) -> str:
+    """Why a form meant for step ``meant_for`` is not sent, and what waits now."""
+    who = _signed_by(engine, request_key, signer=signer, meant_for=meant_for)
+    return (f"step {meant_for[1]} (revision {meant_for[0]}) of {request_key} was {who}; it "
+            f"now waits on {now[1]} (revision {now[0]}); your form was not used — sign again "
+            "if you mean that step")
 
 
 def _last_audit_id(engine: Engine, request_key: str) -> int:
@@ -124,10 +147,10 @@ def send_form(
                 return SentForm(form_key=found.form_key, step=found.step or meant_for[1],
                                 outcome=found.action)
             if found.step and found.step != meant_for[1]:
+                who = _signed_by(engine, request_key, signer=signer, meant_for=meant_for)
                 raise FormRefused(
-                    f"step {meant_for[1]} of {request_key} was signed by someone else "
-                    f"meanwhile; your form reached the next step ({found.step}) and was "
-                    f"refused there: {found.reason}")
+                    f"step {meant_for[1]} of {request_key} was {who}; your form reached the "
+                    f"next step ({found.step}) and was refused there: {found.reason}")
             raise FormRefused(f"{request_key}: your form ({found.form_key}) was refused: "
                               f"{found.reason}")
 
@@ -158,10 +181,9 @@ def _send_once(
         if meant_for is None:
             meant_for = waiting
         elif waiting != meant_for:
-            raise FormRefused(
-                f"step {meant_for[1]} (revision {meant_for[0]}) of {request_key} was signed by "
-                f"someone else meanwhile; it now waits on {waiting[1]} (revision "
-                f"{waiting[0]}); your form was not used — sign again if you mean that step")
+            raise FormRefused(_signed_meanwhile(
+                engine, request_key, signer=str(run_input.get("signer", "")).strip(),
+                meant_for=meant_for, now=waiting))
         try:
             client.read_flow_run_input(flow_run_id, keyset_from_paused_state(state)["schema"])
         except Exception:  # noqa: BLE001 - the form is not saved yet

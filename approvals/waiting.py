@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
+from brokerflow.approvals.run_failures import record_failure_hook
 from brokerflow.approvals.run_labels import AWAIT_PREFIX, moved_tags
 from brokerflow.kernel.failpoints import failpoint
 from brokerflow.kernel.periodic import repeating
@@ -244,5 +245,6 @@ def prefect_ui_url() -> str:
     return str(get_current_settings().ui_url or "")
 
 
-#: Every approval flow's ``on_completion``, ``on_failure`` and ``on_cancellation`` hooks.
-ANSWER_HOOKS: list[Any] = [discard_answers_hook, clear_await_hook]
+#: Every approval flow's ``on_completion``, ``on_failure`` and ``on_cancellation`` hooks
+#: (a failure's reason is kept for the command that started the run: ``run_failures``).
+ANSWER_HOOKS: list[Any] = [discard_answers_hook, clear_await_hook, record_failure_hook]

@@ -261,7 +261,7 @@ def test_a_demotion_the_closing_proposes_is_confirmed_by_the_branch_manager(
     assert cli("level", "start", str(change_id), user="dm1").code == 3
     assert cli("level", "start", str(change_id), user="gzbm").code == 3
     deployment_id = level_change.to_deployment(name="level-change").apply()
-    started = cli("level", "start", str(change_id), user="bm1")
+    started = cli("level", "start", str(change_id), "--no-wait", user="bm1")
     assert started.code == 0, started.err
     from prefect.client.orchestration import get_client
 

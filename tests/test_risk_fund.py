@@ -194,7 +194,7 @@ def test_a_deduction_is_signed_archived_and_withholding_resumes_up_to_the_cap(
     deployment_id = risk_fund.to_deployment(name="risk-fund").apply()
     proposed = cli("riskfund", "deduct", "--branch", "SZ01", "--cm", "cm1", "--cause",
                    "uncontrolled_risk_loss", "--amount", "3000", "--reason",
-                   "违规承诺收益致客户损失，公司赔付", user="bm1")
+                   "违规承诺收益致客户损失，公司赔付", "--no-wait", user="bm1")
     assert proposed.code == 0, proposed.err
     found = re.search(r"risk-fund movement (\d+) proposed", proposed.out)
     assert found, proposed.out

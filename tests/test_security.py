@@ -621,7 +621,7 @@ def test_a_filing_whose_run_died_is_handed_to_a_new_run_by_an_authorised_user(
         assert cli("filing", "rebind", str(filing.id), "--reason", "x", user="cm1").code == 3
         assert cli("filing", "rebind", str(filing.id), "--reason", "x", user="gzbm").code == 3
         rebound = cli("filing", "rebind", str(filing.id), "--reason", "运行中断，重新接续",
-                      user="bo1")
+                      "--no-wait", user="bo1")
         assert rebound.code == 0, rebound.err
         new_run = rebound.out.split()[-1]
         assert client.read_flow_run(UUID(new_run)).parameters == {"filing_id": filing.id}

@@ -22,6 +22,7 @@ from brokerflow.app.cli import (
     archive,
     attribution,
     audit,
+    branch,
     documents,
     evaluation,
     filing,
@@ -35,6 +36,7 @@ from brokerflow.app.cli import (
     roster,
     stack,
     staff,
+    templates,
     worker,
 )
 from brokerflow.kernel.db import is_busy, unavailable
@@ -45,6 +47,7 @@ app = typer.Typer(name="brokerflow", no_args_is_help=True, add_completion=False,
                   help="Approval workflows and a serial-numbered document archive for "
                        "brokerage branch offices.")
 app.add_typer(roster.app, name="roster", help="the roster of users")
+app.add_typer(branch.app, name="branch", help="the branch registry (营业部)")
 app.add_typer(archive.app, name="archive", help="the document archive")
 app.add_typer(audit.app, name="audit", help="the hash-chained audit log")
 app.add_typer(filing.app, name="filing", help="filing requests (报批)")
@@ -63,6 +66,7 @@ inbox.register(app)
 stack.register(app)
 operations.register(app)
 worker.register(app)
+templates.register(app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

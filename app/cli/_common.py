@@ -45,3 +45,11 @@ def signed_in(archive: Archive, as_user: str | None) -> UserView:
 
 def print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+NoWait = Annotated[bool, typer.Option(
+    "--no-wait", help="start the run and return at once (fire and forget); by default wait "
+    "until it waits for a signature or refuses (SPEC exit codes)")]
+Timeout = Annotated[float, typer.Option(
+    "--timeout", metavar="SECONDS", help="how long to wait for the run (exit 1 after it, the "
+    "run going on)")]

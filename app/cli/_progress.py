@@ -53,3 +53,17 @@ def stepping(total: int) -> Iterator[Steps]:
                   console=console, transient=True, disable=not console.is_terminal,
                   redirect_stdout=sys.stdout.isatty(), redirect_stderr=False) as bar:
         yield Steps(bar, bar.add_task("", total=total), total)
+
+
+@contextmanager
+def watching(what: str) -> Iterator[Callable[[str], None]]:
+    """A callback ``note(text)`` shown as ``<what>: <text>`` with a spinner while waiting."""
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=None)
+
+        def note(text: str) -> None:
+            bar.update(task, description=f"{what}: {text}")
+
+        yield note

@@ -7,9 +7,19 @@ from typing import Annotated
 
 import typer
 
-from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.cli._common import (
+    AsUser,
+    Format,
+    NoWait,
+    Timeout,
+    print_json,
+    signed_in,
+    the_archive,
+)
 from brokerflow.app.cli._rebind import add_rebind_command
-from brokerflow.app.runs import run_report, start_deployment
+from brokerflow.app.cli.attribution_import import add_import_commands
+from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
+from brokerflow.app.runs import refusals, run_report
 from brokerflow.approvals.access import attribution_readable
 from brokerflow.approvals.attributions import (
     attribution_record,
@@ -47,10 +57,17 @@ def preregister_client(
              "stored only as a keyed hash + last 4")] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="only record it; do not start the verification on Prefect")] = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     as_user: AsUser = None,
 ) -> None:
+    """Exit 0 once the verification waits for its first signature (printed); the flow's
+    refusal exits with its code (``app.run_watch``)."""
     archive = the_archive()
     actor = signed_in(archive, as_user)
+    from brokerflow.approvals.staffing_guard import require_staffed
+    require_staffed(archive.engine, chain="attribution", branch=actor.branch,
+                    submitter_id=actor.user_id)
     id_number = _read_id_number(id_number_file)
     with new_session(archive.engine) as session:
         attribution = preregister(session, registrar=actor, cm_id=cm, client_name=client_name,
@@ -61,9 +78,12 @@ def preregister_client(
             "manager must resolve it" if attribution.status == AttributionStatus.CONFLICT else "")
     print(f"attribution {attribution.id} {attribution.status}{note}")
     if not no_start:
-        run = start_deployment("client-attribution/client-attribution",
-                               {"attribution_id": attribution.id})
-        print(f"flow run {run}")
+        assert attribution.id is not None
+        start_and_wait(archive, "client-attribution/client-attribution",
+                       {"attribution_id": attribution.id},
+                       request_key=request_key(attribution.id), no_wait=no_wait,
+                       timeout=timeout,
+                       status_hint=f"brokerflow attribution show {attribution.id}")
 
 
 def _read_id_number(source: str | None) -> str:
@@ -93,6 +113,8 @@ def show(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
     for shown, row in zip(data, rows, strict=True):
         if row.status not in FINAL:
             shown["run"] = run_report(archive.engine, archive.settings, row.flow_run_id)
+        assert row.id is not None
+        shown.update(refusals(archive.engine, request_key(row.id)))
     print_json(data)
 
 
@@ -144,3 +166,4 @@ def flag(client_id: Annotated[str, typer.Argument(metavar="CLIENT_ID")],
 add_rebind_command(app, kind="attribution", model=Attribution, request_key=request_key,
                    deployment="client-attribution/client-attribution",
                    parameter="attribution_id", who="the branch's trading manager")
+add_import_commands(app)  # import, imports: opening data (app/cli/attribution_import.py)

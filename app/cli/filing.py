@@ -13,13 +13,16 @@ import typer
 from brokerflow.app.cli._common import (
     AsUser,
     Format,
+    NoWait,
+    Timeout,
     acting_user,
     print_json,
     signed_in,
     the_archive,
 )
 from brokerflow.app.cli._rebind import add_rebind_command
-from brokerflow.app.runs import run_report, start_deployment, use_local_stack_api
+from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
+from brokerflow.app.runs import run_report, use_local_stack_api
 from brokerflow.approvals.access import filing_readable
 from brokerflow.approvals.decisions import load_decisions
 from brokerflow.approvals.filings import (
@@ -68,8 +71,12 @@ def submit(
         metavar="FILE", help="pay_rules: the policy TOML that takes effect once approved")] = None,
     effective_month: Annotated[str | None, typer.Option(
         metavar="YYYY-MM", help="pay_rules: the first month the policy applies to")] = None,
+    no_wait: NoWait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     as_user: AsUser = None,
 ) -> None:
+    """Exit 0 once the chain waits for its first signature (printed); the flow's refusal
+    exits with its code (``app.run_watch``)."""
     policy_text = _pay_rules_input(kind, policy, effective_month)
     if policy_text is not None and body is None and file is None:
         body = f"报批本团队薪酬办法，自 {effective_month} 起执行（附薪酬办法全文）。"
@@ -78,6 +85,8 @@ def submit(
                        column="--body")
     archive = the_archive(prepare_bucket=True)
     actor = signed_in(archive, as_user)
+    from brokerflow.approvals.staffing_guard import require_staffed
+    require_staffed(archive.engine, chain="filing", branch=branch, submitter_id=actor.user_id)
     text, attachments = body or "", []
     if file is not None:
         if not file.is_file():
@@ -110,7 +119,10 @@ def submit(
     print(f"filing {filing.id} submitted" + (
         f" (pay rules effective {effective_month} once approved)" if policy_text else ""))
     if not no_start:
-        print(f"flow run {start_deployment('filing-chain/filing-chain', {'filing_id': filing.id})}")
+        assert filing.id is not None
+        start_and_wait(archive, "filing-chain/filing-chain", {"filing_id": filing.id},
+                       request_key=request_key(filing.id), no_wait=no_wait, timeout=timeout,
+                       status_hint=f"brokerflow filing status {filing.id}")
 
 
 def _pay_rules_input(kind: str, policy: Path | None, effective_month: str | None) -> str | None:
@@ -163,6 +175,8 @@ def status(filing_id: Annotated[int, typer.Argument(metavar="ID")],
         run = report["run"]
         flag = "ATTENTION " if run["needs_operator"] else ""
         print(f"  {flag}run {filing.flow_run_id}: {run['state']} — {run['note']}")
+        if run.get("failure"):
+            print(f"  {run['failure']}")
     for d in decisions:
         dept = f" [{d.department}]" if d.department else ""
         print(f"  {d.at} {d.step}{dept} {d.signer_id}: {d.decision} {d.opinion}")

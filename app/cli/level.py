@@ -6,9 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
-from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.cli._common import (
+    AsUser,
+    Format,
+    NoWait,
+    Timeout,
+    print_json,
+    signed_in,
+    the_archive,
+)
 from brokerflow.app.cli._rebind import add_rebind_command
-from brokerflow.app.runs import start_deployment
+from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
+from brokerflow.app.runs import refusals
 from brokerflow.approvals.level_changes import (
     application_refusal,
     change_visible,
@@ -41,8 +50,10 @@ app = typer.Typer(no_args_is_help=True)
 DEPLOYMENT = "level-change/level-change"
 
 
-def _start(change_id: int) -> None:
-    print(f"flow run {start_deployment(DEPLOYMENT, {'change_id': change_id})}")
+def _start(archive: Archive, change_id: int, *, no_wait: bool, timeout: float) -> None:
+    start_and_wait(archive, DEPLOYMENT, {"change_id": change_id},
+                   request_key=request_key(change_id), no_wait=no_wait, timeout=timeout,
+                   status_hint="brokerflow level list")
 
 
 def _application(archive: Archive, actor: UserView, *, cm: str, to: str, reason: str,
@@ -94,6 +105,8 @@ def apply(
     branch: Annotated[str | None, typer.Option(help="the CM's branch (default: theirs)")] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="only record it; start it later with 'level start'")] = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     as_user: AsUser = None,
 ) -> None:
     """The kind (promotion, 破格 promotion, conversion) follows from the CM's title and the
@@ -105,11 +118,12 @@ def apply(
           f"{level_label(change.from_title)}→{level_label(change.to_title)}")
     if not no_start:
         assert change.id is not None
-        _start(change.id)
+        _start(archive, change.id, no_wait=no_wait, timeout=timeout)
 
 
 @app.command("start", help="start the confirmation of a proposed demotion (branch manager)")
 def start(change_id: Annotated[int, typer.Argument(metavar="ID")],
+          no_wait: NoWait = False, timeout: Timeout = DEFAULT_TIMEOUT,
           as_user: AsUser = None) -> None:
     """A demotion the closing proposed waits for the branch manager to start it; an
     application recorded with --no-start is started by its applicant (or the manager)."""
@@ -132,7 +146,7 @@ def start(change_id: Annotated[int, typer.Argument(metavar="ID")],
         append_audit(session, actor_id=actor.user_id, action="level-change-started",
                      request_key=request_key(change_id), details={"status": change.status})
         session.commit()
-    _start(change_id)
+    _start(archive, change_id, no_wait=no_wait, timeout=timeout)
 
 
 @app.command("list", help="a branch's level changes and their status")
@@ -157,6 +171,8 @@ def listing(branch: Annotated[str | None, typer.Option(help="default: your branc
          "effective_month": c.effective_month, "lvl_serial": c.lvl_serial, "reason": c.reason}
         for c in changes if change_visible(actor, branch=c.branch, cm_id=c.cm_id,
                                            subordinates=below)]
+    for r in rows:
+        r.update(refusals(archive.engine, request_key(int(r["id"]))))
     if output == Format.json:
         print_json(rows)
         return
@@ -165,6 +181,10 @@ def listing(branch: Annotated[str | None, typer.Option(help="default: your branc
                      if r["lvl_serial"] else "")
         print(f"{r['id']:>5} {r['cm_id']} {r['kind']} {r['from'] or '-'}→{r['to']} "
               f"[{r['status']}] month {r['month']} by {r['proposed_by']}{effective}")
+        if r.get("last_refusal"):
+            print(f"      last form refused: {r['last_refusal']}")
+        if r.get("last_failed_run"):
+            print(f"      last failed run {r['last_failed_run']}")
 
 
 add_rebind_command(app, kind="level change", model=LevelChange, request_key=request_key,

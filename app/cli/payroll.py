@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
-from brokerflow.app.cli._common import AsUser, signed_in, the_archive
+from brokerflow.app.cli._common import AsUser, NoWait, Timeout, signed_in, the_archive
 from brokerflow.app.cli._progress import counting
-from brokerflow.app.runs import start_deployment
+from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
+from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 
@@ -84,11 +85,16 @@ def close(
     policy: Annotated[Path | None, typer.Option(
         metavar="FILE", help="close with this policy instead of the approved pay rules "
         "(admin only; PAY then says the policy is not approved)")] = None,
+    no_wait: NoWait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     as_user: AsUser = None,
 ) -> None:
     """Start the monthly-closing deployment for a branch and month, as an identified user
     with a closing role of that branch (the run records who started it).  The closing uses
-    the branch's approved pay rules in force for the month; an admin may give ``--policy``."""
+    the branch's approved pay rules in force for the month; an admin may give ``--policy``.
+    A closed month, or one after a reopened month, is refused here (exit 2, nothing
+    started); then the command waits until the run asks for the first signature or refuses
+    (``app.run_watch``)."""
     from brokerflow.app.crm_exports import upload_export
     from brokerflow.kernel.calendar import Month
     from brokerflow.payroll.pay_rules import active_pay_rules, missing_pay_rules_message
@@ -96,9 +102,12 @@ def close(
     from brokerflow.payroll.starts import closing_refusal, issue_start_ticket
 
     try:
-        Month.parse(month)
+        canonical = str(Month.parse(month))
     except ValueError:
-        raise BadInput("month must be YYYY-MM", column="--month") from None
+        canonical = ""
+    if canonical != month:
+        raise BadInput(f"month must be YYYY-MM, e.g. 2026-10 (got {month!r})",
+                       column="--month")
     policy_text = None
     if policy is not None:
         load_policy(policy)  # exit 2 naming the key before anything happens
@@ -108,10 +117,13 @@ def close(
     refusal = closing_refusal(actor, branch=branch, explicit_policy=policy is not None)
     if refusal is not None:
         raise archive.deny(actor, "close", f"payroll {branch} {month}", refusal)
+    from brokerflow.approvals.staffing_guard import require_staffed
+    require_staffed(archive.engine, chain="payroll", branch=branch)
     if policy_text is None:
         with new_session(archive.engine) as session:
             if active_pay_rules(session, branch=branch, month=month) is None:
                 raise BadInput(missing_pay_rules_message(branch, month), column="--policy")
+    _check_month_open(archive, branch=branch, month=month)
     parameters: dict[str, Any] = {"branch": branch, "month": month}
     if data is not None:
         uploaded = upload_export(archive, directory=data, branch=branch, month=month,
@@ -123,7 +135,27 @@ def close(
         session.commit()
     if policy_text is not None:
         print(f"closing with the policy {policy} (not approved: PAY says so)")
-    print(f"flow run {start_deployment('monthly-closing/monthly-closing', parameters)}")
+    start_and_wait(archive, "monthly-closing/monthly-closing", parameters,
+                   request_key=f"payroll:{branch}:{month}", no_wait=no_wait, timeout=timeout,
+                   status_hint=f"brokerflow payroll status --branch {branch} --month {month}")
+
+
+def _check_month_open(archive: Archive, *, branch: str, month: str) -> None:
+    """Refuse (exit 2) a closing the flow would refuse: the month is closed, or the month
+    before it is reopened and not closed again."""
+    from brokerflow.kernel.vocabulary import ClosingStatus
+    from brokerflow.payroll.records import MonthClosed, latest_run, stale_previous_month
+
+    with new_session(archive.engine) as session:
+        latest = latest_run(session, branch=branch, month=month)
+        stale = stale_previous_month(session, branch=branch, month=month)
+    if latest is not None and latest.status == ClosingStatus.CLOSED:
+        raise MonthClosed(f"{branch} {month} is closed (signed as {latest.signed_serial}); a "
+                          "correction needs 'brokerflow payroll reopen' by the branch manager",
+                          column="--month")
+    if stale is not None:
+        raise BadInput(f"{branch} {stale} is reopened: close it again first, so that {month} "
+                       "continues from its corrected state", column="--month")
 
 
 @app.command("reopen", help="reopen a closed month for correction (branch manager)")
@@ -145,3 +177,45 @@ def reopen(branch: Annotated[str, typer.Option()],
         session.commit()
     print(f"{branch} {month} reopened; the next closing run computes revision "
           f"{run.revision + 1}")
+
+
+@app.command("status", help="where a branch's monthly closing stands (the run, the step it "
+                            "waits on, the last refusal)")
+def status(branch: Annotated[str, typer.Option()],
+           month: Annotated[str, typer.Option(help="YYYY-MM")],
+           as_user: AsUser = None) -> None:
+    """Head office, and the branch's closing roles and signers, see it."""
+    from brokerflow.app.run_watch import describe_waiting
+    from brokerflow.app.runs import failure_reason, run_report
+    from brokerflow.approvals.run_failures import last_failure
+    from brokerflow.kernel.models import WaitingStep
+    from brokerflow.payroll.records import latest_run
+    from brokerflow.payroll.starts import CLOSING_ROLES
+
+    archive = the_archive()
+    actor = signed_in(archive, as_user)
+    if not actor.is_head_office and not (actor.branch == branch and actor.roles
+                                         & (CLOSING_ROLES | {"deputy_manager"})):
+        raise archive.deny(actor, "status", f"payroll {branch} {month}",
+                           "needs head office, or a closing role or sign-off role of the "
+                           "branch")
+    key = f"payroll:{branch}:{month}"
+    with new_session(archive.engine) as session:
+        run = latest_run(session, branch=branch, month=month)
+        waiting = session.get(WaitingStep, key)
+    if run is None:
+        print(f"{branch} {month}: no closing recorded")
+    else:
+        print(f"{branch} {month} revision {run.revision} [{run.status}]  PAY "
+              f"{run.pay_serial or '-'}  PAS {run.signed_serial or '-'}")
+    if waiting is not None:
+        print(f"  {describe_waiting(archive, waiting)}")
+        if waiting.last_refusal:
+            print(f"  last form refused: {waiting.last_refusal}")
+    report = run_report(archive.engine, archive.settings, run.flow_run_id if run else None)
+    if report and run is not None:
+        flag = "ATTENTION " if report["needs_operator"] else ""
+        print(f"  {flag}run {run.flow_run_id}: {report['state']} — {report['note']}")
+    failed = last_failure(archive.engine, key)
+    if failed is not None:
+        print(f"  last failed run {failed[0]}: {failure_reason(archive.engine, failed[0])}")

@@ -16,14 +16,29 @@ from typing import Annotated, Any
 
 import typer
 
-from brokerflow.app.cli._common import AsUser, Format, print_json, signed_in, the_archive
+from brokerflow.app.cli._common import (
+    AsUser,
+    Format,
+    NoWait,
+    Timeout,
+    print_json,
+    signed_in,
+    the_archive,
+)
 from brokerflow.app.cli._rebind import add_rebind_command
 from brokerflow.app.cli.archive_holds import report_hold
-from brokerflow.app.runs import start_deployment
+from brokerflow.app.run_watch import (
+    DEFAULT_TIMEOUT,
+    RunRefused,
+    RunStillGoing,
+    start_and_wait,
+    watch_run,
+)
+from brokerflow.app.runs import refusals, start_deployment
 from brokerflow.archive.holds import close_case_hold, cm_case_key, open_case_hold
 from brokerflow.archive.service import Archive
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.errors import BadInput
+from brokerflow.kernel.errors import BadInput, BrokerflowError
 from brokerflow.kernel.identity import BRANCH_MANAGEMENT_ROLES, UserView, check_branch
 from brokerflow.kernel.staff_models import RiskFundMovement
 from brokerflow.payroll.risk_fund import (
@@ -58,8 +73,12 @@ Today = Annotated[str | None, typer.Option(
     "--today", metavar="YYYY-MM-DD", help="the day refunds are due on (development mode)")]
 
 
-def _start(movement_id: int) -> None:
-    print(f"flow run {start_deployment(DEPLOYMENT, {'movement_id': movement_id})}")
+def _start(archive: Archive, branch: str, movement_id: int, *, no_wait: bool,
+           timeout: float) -> str:
+    return start_and_wait(archive, DEPLOYMENT, {"movement_id": movement_id},
+                          request_key=request_key(movement_id), no_wait=no_wait,
+                          timeout=timeout,
+                          status_hint=f"brokerflow riskfund list --branch {branch}")
 
 
 def _today(archive: Archive, text: str | None) -> date:
@@ -118,6 +137,8 @@ def deduct(
         help="one of: " + ", ".join(f"{k} ({v})" for k, v in CAUSES.items()))] = None,
     no_start: Annotated[bool, typer.Option(
         "--no-start", help="only record it; its run is started later")] = False,
+    no_wait: NoWait = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     as_user: AsUser = None,
 ) -> None:
     """The finance manager signs it on Prefect; the next closing applies it."""
@@ -137,9 +158,12 @@ def deduct(
             archive, case_key=cm_case_key("riskfund", branch, movement_id), kind="riskfund",
             branch=branch, cm_id=cm, reason=movement.reason, actor_id=actor.user_id),
             cm_id=cm)
-    finally:  # the run starts even when the store interrupted the holds (--settle ends them)
-        if not no_start:
-            _start(movement_id)
+    except BaseException:  # the run starts even when the store interrupted the holds
+        if not no_start:  # (--settle ends them); the store's error is what is reported
+            _start(archive, branch, movement_id, no_wait=True, timeout=timeout)
+        raise
+    if not no_start:
+        _start(archive, branch, movement_id, no_wait=no_wait, timeout=timeout)
 
 
 @app.command("refunds", help="list the refunds due in a branch; --start proposes and starts "
@@ -148,7 +172,10 @@ def refunds(branch: Branch,
             start: Annotated[bool, typer.Option("--start")] = False,
             today: Today = None,
             output: Annotated[Format, typer.Option("--format")] = Format.text,
+            no_wait: NoWait = False, timeout: Timeout = DEFAULT_TIMEOUT,
             as_user: AsUser = None) -> None:
+    """With --start, each run is waited for in turn (unless --no-wait); the command exits
+    with the first refusal's code after listing them all."""
     archive, actor = _authorised(
         branch, as_user, lambda actor: (_may_refund(actor, branch=branch) if start
                                         else _may_view(actor, branch=branch, cm_id=None)),
@@ -164,28 +191,43 @@ def refunds(branch: Branch,
             created = [(m.id, m.cm_id) for m in create_refunds(
                 session, branch=branch, today=as_of, started_by=actor.user_id)]
             session.commit()
+    failures: list[BrokerflowError] = []
     for movement_id, cm_id in created:
         assert movement_id is not None
         for row in rows:
             if row["cm_id"] == cm_id:
                 row["movement"] = movement_id
                 row["flow_run"] = start_deployment(DEPLOYMENT, {"movement_id": movement_id})
+                if no_wait:
+                    continue
+                try:
+                    row["outcome"] = watch_run(archive, row["flow_run"],
+                                               request_key=request_key(movement_id),
+                                               timeout=timeout)
+                except (RunRefused, RunStillGoing) as exc:
+                    row["outcome"] = str(exc)
+                    failures.append(exc)
     if output == Format.json:
         print_json(rows)
-        return
-    if not rows:
-        print(f"no refund due in {branch} on {as_of}")
-    for row in rows:
-        started = (f" → movement {row['movement']}, flow run {row['flow_run']}"
-                   if "movement" in row else "")
-        print(f"{row['cm_id']} {row['name']} {row['balance']} left {row['leave_date']} "
-              f"due {row['due_date']}{started}")
+    else:
+        if not rows:
+            print(f"no refund due in {branch} on {as_of}")
+        for row in rows:
+            started = (f" → movement {row['movement']}, flow run {row['flow_run']}"
+                       if "movement" in row else "")
+            print(f"{row['cm_id']} {row['name']} {row['balance']} left {row['leave_date']} "
+                  f"due {row['due_date']}{started}")
+            if row.get("outcome"):
+                print(f"    {row['outcome']}")
+    if failures:
+        raise failures[0]
 
 
 @app.command("refund", help="propose and start one CM's refund (finance or branch manager)")
 def refund(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (工号)")],
            no_start: Annotated[bool, typer.Option("--no-start")] = False,
-           today: Today = None, as_user: AsUser = None) -> None:
+           today: Today = None, no_wait: NoWait = False, timeout: Timeout = DEFAULT_TIMEOUT,
+           as_user: AsUser = None) -> None:
     """Refused (exit 2) for a CM who has not left, is not due yet, has an open dispute or
     incident, or has a refund or deduction pending."""
     archive, actor = _authorised(branch, as_user,
@@ -201,7 +243,7 @@ def refund(branch: Branch, cm: Annotated[str, typer.Option(help="the CM (工号)
         print(f"risk-fund movement {movement_id} proposed: refund {cm} {movement.amount} "
               f"(left {movement.leave_date}, due {movement.due_date})")
     if not no_start:
-        _start(movement_id)
+        _start(archive, branch, movement_id, no_wait=no_wait, timeout=timeout)
 
 
 def _movement_row(m: RiskFundMovement) -> dict[str, Any]:
@@ -223,6 +265,8 @@ def listing(branch: Branch,
                              doing="list risk-fund movements of", what=cm or branch)
     with new_session(archive.engine) as session:
         rows = [_movement_row(m) for m in list_movements(session, branch=branch, cm_id=cm)]
+    for r in rows:
+        r.update(refusals(archive.engine, request_key(int(r["id"]))))
     if output == Format.json:
         print_json(rows)
         return
@@ -231,6 +275,10 @@ def listing(branch: Branch,
         applied = f" applied {r['applied_month']}" if r["applied_month"] else ""
         print(f"{r['id']:>5} {r['cm_id']} {r['kind']}{cause} {r['amount']} [{r['status']}] "
               f"by {r['proposed_by']} {r['rfd_serial']}{applied}".rstrip())
+        if r.get("last_refusal"):
+            print(f"      last form refused: {r['last_refusal']}")
+        if r.get("last_failed_run"):
+            print(f"      last failed run {r['last_failed_run']}")
 
 
 @app.command("balance", help="a CM's risk-fund balance, leave date and what is pending")
