@@ -1,10 +1,10 @@
 """The inbox in SQL: every waiting step (``WaitingStep``, written by ``mark_waiting``) read with
 its request, for ``approvals.inbox`` to decide whose it is.
 
-One reader per kind of request key (``filing:``, ``attribution:``, ``payroll:``, ``level:``,
-``risk-fund:``, and ``evaluation:`` -- the forms its evaluators still owe, as the evaluation's
-plan and the forms in say: ``payroll.evaluation_records``); a key of another kind (or a request
-gone) is not in any inbox.
+One reader per kind of request key (``filing:``, ``attribution:``, ``opening-import:``,
+``payroll:``, ``level:``, ``risk-fund:``, and ``evaluation:`` -- the forms its evaluators still
+owe, as the evaluation's plan and the forms in say: ``payroll.evaluation_records``); a key of
+another kind (or a request gone) is not in any inbox.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from brokerflow.approvals.chain import (
     ATTRIBUTION_CHAIN,
     FILING_CHAIN,
+    OPENING_IMPORT_CHAIN,
     PAYROLL_CHAIN,
     RISK_FUND_DEDUCTION_CHAIN,
     RISK_FUND_REFUND_CHAIN,
@@ -26,6 +27,7 @@ from brokerflow.approvals.decisions import load_decisions
 from brokerflow.approvals.inbox import RESUBMIT, InboxItem, WaitingRequest, inbox_items
 from brokerflow.approvals.level_changes import chain_for, level_label, signer_refusal
 from brokerflow.approvals.level_records import reporting_line
+from brokerflow.approvals.opening_import import KIND_TITLES, batch_headline
 from brokerflow.approvals.run_labels import (
     EVALUATOR_ROLES,
     attribution_run_name,
@@ -34,6 +36,7 @@ from brokerflow.approvals.run_labels import (
     level_change_run_name,
     payroll_run_name,
     risk_fund_run_name,
+    run_name,
 )
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import (
@@ -44,6 +47,7 @@ from brokerflow.kernel.models import (
     PayrollRun,
     WaitingStep,
 )
+from brokerflow.kernel.opening_models import OpeningImport
 from brokerflow.kernel.staff_models import RiskFundMovement
 from brokerflow.kernel.vocabulary import LEVEL_CHANGE_KINDS, EvaluationStatus
 from brokerflow.payroll.evaluation_plan import outstanding
@@ -80,6 +84,18 @@ def _attribution(session: Session, row: WaitingStep, rest: str) -> WaitingReques
         branch=claim.branch, signer_branch=claim.branch, serial=claim.confirmation_serial,
         subject=f"客户归属确认 #{claim.id} → {claim.cm_id}",
         run_name=attribution_run_name(claim.client_id or f"#{claim.id}", claim.cm_id),
+        **_base(row))  # type: ignore[arg-type]
+
+
+def _opening_import(session: Session, row: WaitingStep, rest: str) -> WaitingRequest | None:
+    batch = session.get(OpeningImport, int(rest)) if rest.isdigit() else None
+    if batch is None:
+        return None
+    return WaitingRequest(  # the importing trading manager reviews it (as the flow's form)
+        kind="期初导入", chain=OPENING_IMPORT_CHAIN, submitter_id="", branch=batch.branch,
+        signer_branch=batch.branch, serial=batch.list_serial, subject=batch_headline(batch),
+        run_name=run_name("期初导入", batch.branch, f"#{batch.id}",
+                          KIND_TITLES.get(batch.kind, batch.kind)),
         **_base(row))  # type: ignore[arg-type]
 
 
@@ -152,7 +168,8 @@ def _evaluation(session: Session, row: WaitingStep, rest: str) -> WaitingRequest
 
 
 READERS: dict[str, Reader] = {"filing": _filing, "attribution": _attribution,
-                              "payroll": _payroll, "level": _level, "risk-fund": _risk_fund,
+                              "opening-import": _opening_import, "payroll": _payroll,
+                              "level": _level, "risk-fund": _risk_fund,
                               "evaluation": _evaluation}
 
 

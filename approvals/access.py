@@ -38,17 +38,20 @@ def attribution_readable(user: UserView, *, branch: str, team: str, cm_id: str) 
 #: Who may hand a request whose run died to a new run (SPEC §2.1 least privilege).
 REBIND_ROLES = {"filing": frozenset({"brokerage_office"}),
                 "attribution": frozenset({"trading_manager"}),
-                "level change": frozenset({"branch_manager"})}
+                "level change": frozenset({"branch_manager"}),
+                "opening import": frozenset({"trading_manager"})}
 
 
 def rebind_refusal(user: UserView, *, kind: str, branch: str) -> str | None:
     """None when ``user`` may rebind a ``kind`` request of ``branch`` to a new run: an admin,
     the brokerage business office for filings, the branch's trading dept manager for
-    attributions, its branch manager for level changes; else why not."""
+    attributions and opening imports, its branch manager for level changes; else why not."""
     if ADMIN_ROLE in user.roles:
         return None
     roles = REBIND_ROLES.get(kind, frozenset())
     if user.has_any(roles) and (user.is_head_office or user.branch == branch):
         return None
+    if not roles:
+        return f"rebinding a {kind} needs role admin"
     return (f"rebinding a {kind} needs role admin or {' / '.join(sorted(roles))}"
             + ("" if user.is_head_office else f" in branch {branch}"))

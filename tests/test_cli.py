@@ -54,6 +54,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("attribution", "import"): ("--branch", "--kind", "--no-start", "--no-wait", "--timeout",
                                 "--as"),
     ("attribution", "imports"): ("--branch", "--format", "--as"),
+    ("attribution", "import-rebind"): ("--reason", "--as"),
     ("branch", "load"): ("--as",),
     ("branch", "list"): ("--format", "--as"),
     ("branch", "check"): ("--as",),

@@ -175,6 +175,40 @@ def test_existing_attributions_are_imported_as_a_signed_batch_and_counted(
     assert json.loads(cli("attribution", "imports", "--format", "json", user="cm1").out) == []
 
 
+def _inbox(cli, user: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    result = cli("inbox", "--format", "json", user=user)
+    assert result.code == 0, (result.out, result.err)
+    rows: list[dict[str, str]] = json.loads(result.out)
+    return rows
+
+
+def test_a_waiting_batch_is_in_its_signers_inboxes(
+    prefect_api: None, archive: Archive, roster: None, cli, tmp_path: Path
+) -> None:
+    path = _gbk(tmp_path / "归属.csv", [CHINESE, "880001,cm1,2025-03-15,纸质登记表,孙悦,",
+                                       "880002,cm1,2025-04-01,纸质登记表,周敏,",
+                                       "880003,cm3,2025-05-06,纸质登记表,吴昊,"])
+    imported = _import(cli, path, "--no-start")
+    assert imported.code == 0, imported.err
+    import_id = _batch_id(imported.out)
+    chain = _drive(archive, import_id)
+    serial = _batch(archive, import_id).list_serial
+    mine = _inbox(cli, "tm1")  # the importing trading manager reviews it
+    assert [(r["kind"], r["subject"], r["serial"], r["branch"], r["step"], r["request_key"])
+            for r in mine] == [("期初导入", "期初客户归属导入清单 SZ01（3 户）", serial, "SZ01",
+                                "trading_manager", f"opening-import:{import_id}")]
+    assert mine[0]["pdf_url"] == archive.document_link(serial)
+    assert mine[0]["run_url"].endswith(f"/runs/flow-run/{chain.flow_run_id()}")
+    assert _inbox(cli, "cm1") == [] and _inbox(cli, "bm1") == []  # not theirs (yet)
+    chain.sign("tm1")
+    assert _inbox(cli, "tm1") == []
+    assert [r["step"] for r in _inbox(cli, "bm1")] == ["branch_manager"]
+    assert _inbox(cli, "gzbm") == []  # another branch's manager
+    chain.sign("bm1")
+    assert chain.join() == "approved"
+    assert _inbox(cli, "bm1") == []
+
+
 def test_a_bad_file_names_every_bad_row_at_once_and_writes_nothing(
     archive: Archive, roster: None, cli, tmp_path: Path
 ) -> None:

@@ -18,10 +18,11 @@ if TYPE_CHECKING:  # the approval engine imports Prefect: not at the command lin
 
 def add_rebind_command(app: typer.Typer, *, kind: str, model: type[RunBound],
                        request_key: Callable[[int], str], deployment: str, parameter: str,
-                       who: str) -> None:
-    """Register ``rebind ID --reason`` for ``kind`` requests on ``app``."""
+                       who: str, name: str = "rebind") -> None:
+    """Register ``rebind ID --reason`` (or ``name ID --reason``) for ``kind`` requests on
+    ``app``."""
 
-    @app.command("rebind", help=f"hand a {kind} whose run died to a new run ({who})")
+    @app.command(name, help=f"hand a {kind} whose run died to a new run ({who})")
     def rebind(key: Annotated[int, typer.Argument(metavar="ID")],
                reason: Annotated[str, typer.Option(help="why (recorded in the audit log)")],
                no_wait: NoWait = False, timeout: Timeout = DEFAULT_TIMEOUT,

@@ -23,6 +23,7 @@ from brokerflow.app.cli._common import (
     signed_in,
     the_archive,
 )
+from brokerflow.app.cli._rebind import add_rebind_command
 from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
 from brokerflow.approvals.opening_import import (
     ATTRIBUTIONS,
@@ -36,9 +37,11 @@ from brokerflow.approvals.opening_import import (
     read_state,
     submit_import,
 )
+from brokerflow.approvals.opening_import import request_key as import_key
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import ADMIN_ROLE, BRANCH_MANAGEMENT_ROLES, UserView, check_branch
+from brokerflow.kernel.opening_models import OpeningImport
 
 DEPLOYMENT = "attribution-import/attribution-import"
 
@@ -71,8 +74,8 @@ def _digest(path: Path, file: str) -> str:
 
 
 def add_import_commands(app: typer.Typer) -> None:
-    """Register ``import`` and ``imports`` on the ``attribution`` command group."""
-
+    """Register ``import``, ``imports`` and ``import-rebind`` on the ``attribution`` command
+    group."""
     @app.command("import", help="import a branch's existing attributions (or, --kind state, "
                                 "its opening carried state) as one batch to sign "
                                 "(trading dept manager or admin)")
@@ -151,3 +154,7 @@ def add_import_commands(app: typer.Typer) -> None:
                 print(f"\tlast form refused: {b['last_refusal']}")
             if b.get("last_failed_run"):
                 print(f"\tlast failed run {b['last_failed_run']}")
+
+    add_rebind_command(app, kind="opening import", model=OpeningImport, request_key=import_key,
+                       deployment=DEPLOYMENT, parameter="import_id", who="trading dept manager",
+                       name="import-rebind")
