@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 from datetime import date, datetime
@@ -177,3 +178,14 @@ def test_the_command_line_starts_without_openpyxl_or_pyhanko() -> None:
                            capture_output=True, text=True, timeout=120)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "[]"
+
+
+def test_the_readme_gives_every_input_format() -> None:
+    """The README's input formats are the generated ones (headings two levels down)."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    generated = [line for line in input_files_markdown().split("\n")[1:]
+                 if not line.startswith("<!--")]
+    body = re.sub(r"(?m)^## ", "#### ", "\n".join(generated).strip("\n"))
+    assert body in readme, "README's input formats are stale: regenerate them"
+    for stem in TEMPLATES:
+        assert f"#### {stem} " in readme
