@@ -239,10 +239,12 @@ def input_files_markdown() -> str:
         "- **Months**: `2026-10`, `2026/10`, `2026年10月`, or the first day of the month as "
         "a spreadsheet makes of a month (`2026-10-01`, `2026/10/1`, a date cell).",
         "- **Dates**: `2026-10-05`, `2026/10/5`, `2026年10月5日` or a date cell.",
+        "- **Amounts**: `12000.00`, or as a spreadsheet displays it, `12,000.00`.",
         "- A required column must be there; an optional one may be left out, and its "
         "empty cells mean none (no, 0). A cell may be empty only where its note says so.",
         "- Empty rows are skipped. A problem is reported with the file, row (the header is "
-        "row 1) and column, and nothing is written.",
+        "row 1) and column, and nothing is written; the problems of all rows come in one "
+        "message (the first 20 named, the rest counted).",
     ]
     for stem, columns in TEMPLATES.items():
         parts += ["", f"## {stem} — {TITLES.get(stem, stem)}", "",

@@ -375,3 +375,49 @@ def choice_text(raw: str, choices: Mapping[str, tuple[str, ...]]) -> str | None:
         if text == value or text.lower() == value.lower() or text in words:
             return value
     return None
+
+
+# --------------------------------------------------------------------------- row problems
+
+#: Row problems named in one message; the rest are counted.
+MAX_PROBLEMS = 20
+_GROUPED_NUMBER = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")
+
+
+def plain_number_text(raw: str) -> str:
+    """A number as spreadsheets format it for display (``12,000.00``) without its thousands
+    separators; any other text unchanged."""
+    text = raw.strip()
+    return text.replace(",", "") if _GROUPED_NUMBER.fullmatch(text) else raw
+
+
+class RowProblems:
+    """The problems of a file's rows, gathered so that one ``BadInput`` names them all (the
+    first ``MAX_PROBLEMS``, the rest counted); the error's row and column are the first's."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.found: list[BadInput] = []
+        self.count = 0
+
+    def add(self, problem: BadInput) -> None:
+        """Remember one row's problem."""
+        self.count += 1
+        if len(self.found) < MAX_PROBLEMS:
+            self.found.append(problem)
+
+    def raise_if_any(self) -> None:
+        """Raise the gathered problems (one alone as it was) when there are any."""
+        if not self.found:
+            return
+        first = self.found[0]
+        if self.count == 1:
+            raise first
+        named = "; ".join(
+            ", ".join(part for part in (f"row {p.row}" if p.row is not None else "",
+                                        f"column {p.column}" if p.column else "") if part)
+            + f": {p.problem}" for p in self.found)
+        more = self.count - len(self.found)
+        raise BadInput(f"{self.count} problems: {named}"
+                       + (f"; and {more} more" if more else ""),
+                       file=self.file, row=first.row, column=first.column)

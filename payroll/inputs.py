@@ -3,9 +3,11 @@
 The tables are read the way spreadsheets make them (``kernel.tables``; their columns are
 ``kernel.input_columns.STAFF`` and ``CLIENTS``): UTF-8 or GBK, English or Chinese headers,
 是/否 and Chinese enumeration words, months a spreadsheet turned into dates, dates written
-2026/10/5.  Every value is checked where it is read; the first problem raises ``BadInput``
-naming the file, the row (the header is row 1) and the column.  Client rows are streamed:
-callers fold them into per-CM figures instead of keeping three months of clients in memory.
+2026/10/5, amounts shown with thousands separators (12,000.00).  Every value is checked where
+it is read; the problems of all rows are reported together in one ``BadInput`` naming the file
+and each row (the header is row 1) and column (``kernel.tables.RowProblems``).  Client rows
+are streamed: callers fold them into per-CM figures instead of keeping three months of clients
+in memory.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.tables import (
     FLAG_WORDS,
     Column,
+    RowProblems,
     choice_text,
     day_text,
     flag_text,
     month_text,
     open_table,
+    plain_number_text,
 )
 from brokerflow.payroll.policy import LEVELS
 
@@ -137,7 +141,7 @@ class _Cells:
         return value
 
     def decimal(self, column: str) -> Decimal:
-        raw = self.text(column)
+        raw = plain_number_text(self.text(column))  # 12,000.00 as a spreadsheet shows it
         if not raw.isascii():
             raise self.bad(column, f"not a number in ASCII digits: {raw!r}")
         try:
@@ -231,31 +235,50 @@ def _rows(path: Path, columns: Sequence[Column]) -> Iterator[_Cells]:
 
 
 def read_staff(path: Path) -> list[StaffRow]:
-    """Every row of the staff file, typed and checked."""
+    """Every row of the staff file, typed and checked; the problems of all rows are reported
+    together."""
     rows = []
-    for c in _rows(path, input_columns.STAFF):
-        position = c.choice("position", input_columns.POSITION_WORDS, "position")
-        hired, left = c.day("hire_date"), c.optional_day("leave_date")
-        if left is not None and left < hired:
-            raise c.bad("leave_date", f"{left} is before the hire date {hired}")
-        rows.append(StaffRow(
-            row=c.row, month=c.month(), cm_id=c.identifier("cm_id"), name=c.text("name"),
-            position=position, supervisor_id=c.identifier("supervisor_id", required=False),
-            site=c.text("site", required=False), hire_date=hired,
-            qualified=c.flag("qualified"), late_count=c.count("late_count"),
-            personal_leave_days=c.money("personal_leave_days"),
-            sick_leave_days=c.money("sick_leave_days"),
-            absent_half_days=c.count("absent_half_days"),
-            no_event_count=c.count("no_event_count"),
-            meeting_missed_count=c.count("meeting_missed_count"),
-            report_late_count=c.count("report_late_count"), dress_count=c.count("dress_count"),
-            off_post_count=c.count("off_post_count"), complaint_count=c.count("complaint_count"),
-            fines=c.money("fines"), mainly_ipo_or_fund=c.flag("mainly_ipo_or_fund"),
-            under_investigation=c.optional_flag("under_investigation"),
-            confirmed_malicious_accounts=c.optional_count("confirmed_malicious_accounts"),
-            leave_date=left,
-        ))
+    problems = RowProblems(str(path))
+    cells = _rows(path, input_columns.STAFF)
+    while True:
+        try:
+            c = next(cells)
+        except StopIteration:
+            break
+        except BadInput as unreadable:  # the table itself stops here (e.g. a row's width)
+            problems.add(unreadable)
+            break
+        try:
+            rows.append(_staff_row(c))
+        except BadInput as problem:
+            problems.add(problem)
+    problems.raise_if_any()
     return rows
+
+
+def _staff_row(c: _Cells) -> StaffRow:
+    """One staff row through the checked path."""
+    position = c.choice("position", input_columns.POSITION_WORDS, "position")
+    hired, left = c.day("hire_date"), c.optional_day("leave_date")
+    if left is not None and left < hired:
+        raise c.bad("leave_date", f"{left} is before the hire date {hired}")
+    return StaffRow(
+        row=c.row, month=c.month(), cm_id=c.identifier("cm_id"), name=c.text("name"),
+        position=position, supervisor_id=c.identifier("supervisor_id", required=False),
+        site=c.text("site", required=False), hire_date=hired,
+        qualified=c.flag("qualified"), late_count=c.count("late_count"),
+        personal_leave_days=c.money("personal_leave_days"),
+        sick_leave_days=c.money("sick_leave_days"),
+        absent_half_days=c.count("absent_half_days"),
+        no_event_count=c.count("no_event_count"),
+        meeting_missed_count=c.count("meeting_missed_count"),
+        report_late_count=c.count("report_late_count"), dress_count=c.count("dress_count"),
+        off_post_count=c.count("off_post_count"), complaint_count=c.count("complaint_count"),
+        fines=c.money("fines"), mainly_ipo_or_fund=c.flag("mainly_ipo_or_fund"),
+        under_investigation=c.optional_flag("under_investigation"),
+        confirmed_malicious_accounts=c.optional_count("confirmed_malicious_accounts"),
+        leave_date=left,
+    )
 
 
 def _client_row(c: _Cells) -> ClientRow:
@@ -293,30 +316,39 @@ def iter_clients(path: Path, *, on_row: Callable[[int], None] | None = None,
     zero, limit = Decimal(0), MAX_AMOUNT  # NaN and Infinity fail the comparison too
     control = CONTROL_CHARACTER.search
     day = date.fromisoformat
-    for number, v in table.rows:
-        if on_row is not None and number % every == 0:
-            on_row(number)
-        try:
-            client_id, cm_id = v[i_id], v[i_cm]
-            purchases, assets, turnover = (number_of(v[i_pur]), number_of(v[i_ass]),
-                                           number_of(v[i_turn]))
-            gross, fund = number_of(v[i_gross]), number_of(v[i_fund])
-            figures = v[i_pur] + v[i_ass] + v[i_turn] + v[i_gross] + v[i_fund]
-            if not (client_id and cm_id and client_id == client_id.strip()
-                    and cm_id == cm_id.strip() and len(client_id) <= MAX_ID_LENGTH
-                    and len(cm_id) <= MAX_ID_LENGTH and not control(client_id + cm_id)
-                    and figures.isascii() and purchases >= zero and assets >= zero
-                    and turnover >= zero and gross >= zero and fund >= zero
-                    and purchases + assets + turnover + gross + fund <= limit):
-                raise ValueError
-            yield ClientRow(number, months[v[i_month]], client_id, types[v[i_type]], cm_id,
-                            days.get(v[i_open]) or day(v[i_open]), flags[v[i_eff]],
-                            flags[v[i_mal]], purchases, assets, turnover, gross, fund)
-        except (ValueError, KeyError, ArithmeticError):
-            row = _client_row(_Cells(file, number, v, index))
-            months[v[i_month]] = row.month  # the next rows of this month take the fast path
-            days[v[i_open]] = row.open_date  # and of this date (e.g. written 2026/10/5)
-            yield row
+    problems = RowProblems(file)  # every bad row is named, once the file is read
+    try:
+        for number, v in table.rows:
+            if on_row is not None and number % every == 0:
+                on_row(number)
+            try:
+                client_id, cm_id = v[i_id], v[i_cm]
+                purchases, assets, turnover = (number_of(v[i_pur]), number_of(v[i_ass]),
+                                               number_of(v[i_turn]))
+                gross, fund = number_of(v[i_gross]), number_of(v[i_fund])
+                figures = v[i_pur] + v[i_ass] + v[i_turn] + v[i_gross] + v[i_fund]
+                if not (client_id and cm_id and client_id == client_id.strip()
+                        and cm_id == cm_id.strip() and len(client_id) <= MAX_ID_LENGTH
+                        and len(cm_id) <= MAX_ID_LENGTH and not control(client_id + cm_id)
+                        and figures.isascii() and purchases >= zero and assets >= zero
+                        and turnover >= zero and gross >= zero and fund >= zero
+                        and purchases + assets + turnover + gross + fund <= limit):
+                    raise ValueError
+                yield ClientRow(number, months[v[i_month]], client_id, types[v[i_type]], cm_id,
+                                days.get(v[i_open]) or day(v[i_open]), flags[v[i_eff]],
+                                flags[v[i_mal]], purchases, assets, turnover, gross, fund)
+            except (ValueError, KeyError, ArithmeticError):
+                try:
+                    row = _client_row(_Cells(file, number, v, index))
+                except BadInput as problem:
+                    problems.add(problem)
+                    continue
+                months[v[i_month]] = row.month  # the next rows of this month take the fast path
+                days[v[i_open]] = row.open_date  # and of this date (e.g. written 2026/10/5)
+                yield row
+    except BadInput as unreadable:  # the table itself stops here (e.g. a row's width)
+        problems.add(unreadable)
+    problems.raise_if_any()
 
 
 def read_state(path: Path) -> dict[str, CarriedState]:

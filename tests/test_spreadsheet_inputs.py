@@ -273,3 +273,29 @@ def test_dates_as_typed_read_as_the_same_day(day: date, form: str) -> None:
     expected = f"{day.year:04d}-{day.month:02d}" if day.day == 1 else None
     assert month_text(text) == expected
     assert month_text(f"{day.year}年{day.month}月") == f"{day.year:04d}-{day.month:02d}"
+
+
+def test_every_bad_row_is_named_at_once_and_grouped_amounts_are_read(tmp_path: Path) -> None:
+    """A file with the same mistake on many rows is named row by row in one message (20
+    listed, the rest counted); an amount as a spreadsheet displays it (12,000.00) is read."""
+    staff = [staff_row("cm1"), staff_row("cm2", qualified="maybe"),
+             staff_row("cm3", hire_date="2026-13-01", fines="1,000.50")]
+    clients = ([client_row("c1", "cm1", purchases="12,000.00", assets="1,234,567.89")]
+               + [client_row(f"x{n}", "cm1", client_type="person") for n in range(25)])
+    export = write_export(tmp_path / "crm", staff=staff, clients=clients)
+    with pytest.raises(BadInput) as staff_problem:
+        read_staff(export / "staff.csv")
+    message = str(staff_problem.value)
+    assert "2 problems" in message and "row 3, column qualified" in message
+    assert "row 4, column hire_date" in message
+    assert staff_problem.value.row == 3 and staff_problem.value.column == "qualified"
+    with pytest.raises(BadInput) as client_problem:
+        list(iter_clients(export / "clients.csv"))
+    message = str(client_problem.value)
+    assert "25 problems" in message and "and 5 more" in message
+    assert message.count("column client_type: unknown client type 'person'") == 20
+    good = write_export(tmp_path / "good", staff=[staff_row("cm1", fines="1,000.50")],
+                        clients=clients[:1])
+    assert read_staff(good / "staff.csv")[0].fines == Decimal("1000.50")
+    (row,) = iter_clients(good / "clients.csv")
+    assert (row.purchases, row.assets) == (Decimal("12000.00"), Decimal("1234567.89"))
