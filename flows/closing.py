@@ -18,7 +18,6 @@ import json
 import tempfile
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from uuid import UUID
@@ -56,7 +55,8 @@ from brokerflow.kernel.roster import get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.cases import investigation_figures
-from brokerflow.payroll.closing_checks import ClientTally, Discrepancy, closing_discrepancies
+from brokerflow.payroll.closing_checks import ClientTally, closing_discrepancies
+from brokerflow.payroll.closing_report import discrepancy_notes, line_totals, run_discrepancies
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.inputs import ClientRow, read_state
 from brokerflow.payroll.notices import raise_notices
@@ -86,8 +86,6 @@ AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")
 #: Roster roles paid by the closing (staff file positions cm, stationed, regional).
 PAID_ROLES = ("cm", "stationed_manager", "regional_manager")
-#: Discrepancies the sign-off form lists before "see PAY".
-FORM_DISCREPANCIES = 5
 #: The flow run's end state when the sign-off does not approve (the Prefect UI shows it).
 UNSIGNED_STATES = {"rejected": "Rejected", "returned": "Returned"}
 
@@ -223,30 +221,6 @@ def _policy_choice(archive: Archive, *, branch: str, month: str, policy: str | N
         return choose_policy(session, branch=branch, month=month, explicit=explicit)
 
 
-def run_discrepancies(run: PayrollRun) -> list[Discrepancy] | None:
-    """The discrepancies recorded with ``run`` (None: a run recorded before closings checked
-    themselves)."""
-    found = json.loads(run.figures or "{}").get("discrepancies")
-    return None if found is None else [Discrepancy.from_dict(d) for d in found]
-
-
-def discrepancy_notes(run: PayrollRun, *, limit: int = FORM_DISCREPANCIES) -> tuple[str, ...]:
-    """What the sign-off form shows before the signature: the count and the first few
-    discrepancies (the rest are on PAY), or that the counts agree."""
-    found = run_discrepancies(run)
-    if found is None:
-        return ()
-    if not found:
-        return (("与CRM导出核对一致，无差异",)
-                if json.loads(run.figures).get("attribution_source") == "database"
-                else ("归属按CRM导出的归属列计（开发模式），未与本系统归属核对；其他核对无差异",))
-    notes = [f"核对差异 {len(found)} 项（详见 PAY {run.pay_serial} 核对差异）："]
-    notes += [d.line() for d in found[:limit]]
-    if len(found) > limit:
-        notes.append(f"…… 另 {len(found) - limit} 项见 PAY")
-    return tuple(notes)
-
-
 def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
                 signatures: list[dict[str, str]], draft_serial: str = "",
                 risk_fund: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -276,19 +250,6 @@ def report_data(run: PayrollRun, lines: list[dict[str, Any]], *,
         "signatures": signatures or [{"role": step.label, "name": "", "decision": "pending"}
                                      for step in PAYROLL_CHAIN.steps],
     }
-
-
-#: PAY columns with a 合计 (money as strings with two decimals; valid_accounts a count).
-TOTALLED = ("valid_accounts", "fixed_pay", "commission", "gross", "risk_fund_withheld",
-            "net_pay")
-
-
-def line_totals(lines: list[dict[str, Any]]) -> dict[str, str]:
-    """The 合计 row of PAY: each ``TOTALLED`` column summed over the lines."""
-    sums = {key: sum((Decimal(str(line.get(key) or 0)) for line in lines), Decimal(0))
-            for key in TOTALLED}
-    return {key: str(int(value)) if key == "valid_accounts" else f"{value:.2f}"
-            for key, value in sums.items()}
 
 
 def _risk_fund_rows(archive: Archive, run: PayrollRun) -> list[dict[str, Any]]:

@@ -34,18 +34,20 @@ from brokerflow.approvals.opening_import import (
     FINAL,
     KIND_TITLES,
     REJECTED,
-    AttributionRow,
-    StateRow,
     apply_import,
     batch_headline,
     batch_summary,
-    count_per_cm,
     get_import,
-    in_natural_order,
     request_key,
     set_import_status,
     signed_key,
     stored_rows,
+)
+from brokerflow.approvals.opening_import_rows import (
+    AttributionRow,
+    StateRow,
+    count_per_cm,
+    in_natural_order,
 )
 from brokerflow.approvals.run_labels import run_name
 from brokerflow.approvals.signing import (

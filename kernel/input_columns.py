@@ -1,6 +1,6 @@
 """Every input table a branch fills in, column by column (SPEC §6.2, §10): the English header,
 the documented Chinese header, an example and the words accepted for enumerations.  Pure data;
-the readers (``payroll.inputs``, ``kernel.roster``, the branch registry, the opening import),
+the readers (``payroll.inputs``, ``kernel.roster_file``, the branch registry, the opening import),
 ``brokerflow templates`` and the README all follow it."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.input_columns import CLIENTS, ROSTER, STAFF
 from brokerflow.kernel.models import User, UserRole
-from brokerflow.kernel.roster import parse_roster_bytes
+from brokerflow.kernel.roster_file import parse_roster_bytes
 from brokerflow.kernel.tables import day_text, month_text, open_table
 from brokerflow.payroll.inputs import iter_clients, read_staff
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from brokerflow.kernel.input_columns import CLIENTS, STAFF, TEMPLATES
-from brokerflow.kernel.roster import parse_roster_bytes
+from brokerflow.kernel.roster_file import parse_roster_bytes
 from brokerflow.kernel.table_templates import INFO_SHEET, input_files_markdown
 from brokerflow.payroll.inputs import iter_clients, read_staff
 from tests.support.paths import REPO

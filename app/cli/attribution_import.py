@@ -27,17 +27,19 @@ from brokerflow.app.cli._rebind import add_rebind_command
 from brokerflow.app.run_watch import DEFAULT_TIMEOUT, start_and_wait
 from brokerflow.approvals.opening_import import (
     ATTRIBUTIONS,
-    AttributionRow,
-    StateRow,
     batch_headline,
     branch_cms,
     import_record,
     list_imports,
-    read_attributions,
-    read_state,
     submit_import,
 )
 from brokerflow.approvals.opening_import import request_key as import_key
+from brokerflow.approvals.opening_import_rows import (
+    AttributionRow,
+    StateRow,
+    read_attributions,
+    read_state,
+)
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import ADMIN_ROLE, BRANCH_MANAGEMENT_ROLES, UserView, check_branch
