@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.archive.service import Archive
 from brokerflow.flows.closing import MonthClosed, monthly_closing
@@ -17,6 +17,7 @@ from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollCarry, Pay
 from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.records import opening_state, record_run
 from tests.support.chain_driver import ChainDriver
+from tests.support.closings import latest_run, start_closing
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
 
@@ -31,29 +32,11 @@ pytestmark = pytest.mark.usefixtures("development")  # static secrets, worker pa
 
 
 def _latest(archive: Archive) -> PayrollRun | None:
-    with new_session(archive.engine) as session:
-        return session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
+    return latest_run(archive)
 
 
 def _closing(archive: Archive, **params) -> ChainDriver:  # type: ignore[no-untyped-def]
-    before = _latest(archive)
-    before_id = before.id if before else 0
-
-    def run_id() -> str | None:
-        run = _latest(archive)
-        return run.flow_run_id if run and run.id != before_id else None
-
-    def attempts() -> int:
-        run = _latest(archive)
-        return run.form_attempts if run else 0
-
-    driver = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=MONTH, policy=str(POLICY), wait="pause",
-                                poll_interval=0.1, **params),
-        run_id=run_id, attempts=attempts,
-    ).start()
-    driver.wait_paused()
-    return driver
+    return start_closing(archive, policy=str(POLICY), **params)
 
 
 @pytest.fixture

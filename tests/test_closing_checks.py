@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from markdown_it import MarkdownIt
 from prefect.client.orchestration import get_client
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.approvals.attributions import make_effective, preregister
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Waiting
 from brokerflow.approvals.forms import describe_waiting
 from brokerflow.archive.service import Archive
-from brokerflow.flows.closing import monthly_closing
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.models import ArchiveEntry, AuditEvent, PayrollRun
 from brokerflow.payroll.closing_checks import (
@@ -36,6 +35,7 @@ from brokerflow.payroll.closing_checks import (
 from brokerflow.payroll.inputs import ClientRow
 from brokerflow.payroll.records import month_statuses
 from tests.support.chain_driver import ChainDriver
+from tests.support.closings import latest_run, start_closing
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 from tests.support.pdf import pdf_text
 
@@ -194,31 +194,13 @@ def test_month_statuses_read_the_latest_revision_of_each_month(archive: Archive)
 
 
 def _latest(archive: Archive) -> PayrollRun | None:
-    with new_session(archive.engine) as session:
-        return session.exec(select(PayrollRun).order_by(col(PayrollRun.id).desc())).first()
+    return latest_run(archive)
 
 
 def _closing(archive: Archive, export: Path) -> ChainDriver:
     """The closing of SZ01 ``MONTH`` counted by the database's attributions, waiting for
     its first signature."""
-    before = _latest(archive)
-    before_id = before.id if before else 0
-
-    def run_id() -> str | None:
-        run = _latest(archive)
-        return run.flow_run_id if run and run.id != before_id else None
-
-    def attempts() -> int:
-        run = _latest(archive)
-        return run.form_attempts if run else 0
-
-    driver = ChainDriver(
-        lambda: monthly_closing(branch="SZ01", month=MONTH, policy=str(POLICY),
-                                data_dir=str(export), wait="pause", poll_interval=0.1),
-        run_id=run_id, attempts=attempts,
-    ).start()
-    driver.wait_paused()
-    return driver
+    return start_closing(archive, policy=str(POLICY), data_dir=str(export))
 
 
 def _flat(text: str) -> str:

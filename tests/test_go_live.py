@@ -13,18 +13,18 @@ import re
 from pathlib import Path
 
 import pytest
-from sqlmodel import col, select
+from sqlmodel import select
 
 from brokerflow.archive.service import Archive
-from brokerflow.flows.closing import monthly_closing
 from brokerflow.flows.filing import filing_chain
 from brokerflow.flows.opening_import import attribution_import
 from brokerflow.kernel.db import new_session
-from brokerflow.kernel.models import Attribution, Filing, PayrollRun
+from brokerflow.kernel.models import Attribution, Filing
 from brokerflow.kernel.opening_models import OpeningImport
 from brokerflow.kernel.roster import get_user_view
 from brokerflow.payroll.records import run_lines
 from tests.support.chain_driver import ChainDriver
+from tests.support.closings import latest_run, start_closing
 from tests.support.paths import DATA
 from tests.support.pdf import pdf_text
 
@@ -104,12 +104,6 @@ def _row(archive: Archive, model, key):  # type: ignore[no-untyped-def]
         row = session.get(model, key)
         assert row is not None
         return row
-
-
-def _latest_run(archive: Archive) -> PayrollRun | None:
-    with new_session(archive.engine) as session:
-        return session.exec(select(PayrollRun).where(PayrollRun.branch == BRANCH)
-                            .order_by(col(PayrollRun.id).desc())).first()
 
 
 def _import_opening_attributions(archive: Archive, cli, files: Path) -> None:  # type: ignore[no-untyped-def]
@@ -197,19 +191,13 @@ def test_a_new_branch_goes_live_from_gbk_templates_and_pays_what_compute_says(
     expected = json.loads(computed.out)
     assert [line["valid_accounts"] for line in expected["lines"]] == [4, 1, 0]  # institution: 3
 
-    chain = ChainDriver(
-        lambda: monthly_closing(branch=BRANCH, month=MONTH, data_dir=str(export),
-                                wait="pause", poll_interval=0.1),
-        run_id=lambda: (r.flow_run_id if (r := _latest_run(archive)) else None),
-        attempts=lambda: (r.form_attempts if (r := _latest_run(archive)) else 0),
-    ).start()
-    chain.wait_paused()
+    chain = start_closing(archive, branch=BRANCH, month=MONTH, data_dir=str(export))
     assert "与CRM导出核对一致，无差异" in chain.description()  # what the signers see
     for signer in ("bj_ca", "bj_dm", "bj_bm"):
         chain.sign(signer)
     assert chain.join().startswith(f"{BRANCH}-PAS-")
 
-    run = _latest_run(archive)
+    run = latest_run(archive, BRANCH)
     assert run is not None and run.id is not None and run.status == "closed"
     assert json.loads(run.figures or "{}").get("discrepancies") == []
     with new_session(archive.engine) as session:

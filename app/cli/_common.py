@@ -53,3 +53,12 @@ NoWait = Annotated[bool, typer.Option(
 Timeout = Annotated[float, typer.Option(
     "--timeout", metavar="SECONDS", help="how long to wait for the run (exit 1 after it, the "
     "run going on)")]
+
+
+def print_refusals(row: dict[str, Any], *, indent: str = "      ") -> None:
+    """A listed request's last refused form and last failed run, when it has them (SPEC §10:
+    a refusal shows in status commands)."""
+    if row.get("last_refusal"):
+        print(f"{indent}last form refused: {row['last_refusal']}")
+    if row.get("last_failed_run"):
+        print(f"{indent}last failed run {row['last_failed_run']}")

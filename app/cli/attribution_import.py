@@ -20,6 +20,7 @@ from brokerflow.app.cli._common import (
     NoWait,
     Timeout,
     print_json,
+    print_refusals,
     signed_in,
     the_archive,
 )
@@ -152,10 +153,7 @@ def add_import_commands(app: typer.Typer) -> None:
         for b in data:
             print(f"{b['id']}\t{b['branch']}\t{b['kind']}\t{b['status']}\t{b['rows']}\t"
                   f"{b['list_serial'] or '-'}\t{b['file']}")
-            if b.get("last_refusal"):
-                print(f"\tlast form refused: {b['last_refusal']}")
-            if b.get("last_failed_run"):
-                print(f"\tlast failed run {b['last_failed_run']}")
+            print_refusals(b, indent="\t")
 
     add_rebind_command(app, kind="opening import", model=OpeningImport, request_key=import_key,
                        deployment=DEPLOYMENT, parameter="import_id", who="trading dept manager",

@@ -12,6 +12,7 @@ from brokerflow.app.cli._common import (
     NoWait,
     Timeout,
     print_json,
+    print_refusals,
     signed_in,
     the_archive,
 )
@@ -181,10 +182,7 @@ def listing(branch: Annotated[str | None, typer.Option(help="default: your branc
                      if r["lvl_serial"] else "")
         print(f"{r['id']:>5} {r['cm_id']} {r['kind']} {r['from'] or '-'}→{r['to']} "
               f"[{r['status']}] month {r['month']} by {r['proposed_by']}{effective}")
-        if r.get("last_refusal"):
-            print(f"      last form refused: {r['last_refusal']}")
-        if r.get("last_failed_run"):
-            print(f"      last failed run {r['last_failed_run']}")
+        print_refusals(r)
 
 
 add_rebind_command(app, kind="level change", model=LevelChange, request_key=request_key,

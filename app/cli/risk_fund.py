@@ -22,6 +22,7 @@ from brokerflow.app.cli._common import (
     NoWait,
     Timeout,
     print_json,
+    print_refusals,
     signed_in,
     the_archive,
 )
@@ -275,10 +276,7 @@ def listing(branch: Branch,
         applied = f" applied {r['applied_month']}" if r["applied_month"] else ""
         print(f"{r['id']:>5} {r['cm_id']} {r['kind']}{cause} {r['amount']} [{r['status']}] "
               f"by {r['proposed_by']} {r['rfd_serial']}{applied}".rstrip())
-        if r.get("last_refusal"):
-            print(f"      last form refused: {r['last_refusal']}")
-        if r.get("last_failed_run"):
-            print(f"      last failed run {r['last_failed_run']}")
+        print_refusals(r)
 
 
 @app.command("balance", help="a CM's risk-fund balance, leave date and what is pending")

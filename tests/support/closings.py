@@ -45,3 +45,37 @@ def close_month(archive: Archive, export: Path, month: str = MONTH, *,
     run = latest()
     assert run is not None and run.status == "closed"
     return run
+
+
+def latest_run(archive: Archive, branch: str | None = None) -> PayrollRun | None:
+    """The newest payroll run (of ``branch``, when given)."""
+    with new_session(archive.engine) as session:
+        query = select(PayrollRun)
+        if branch is not None:
+            query = query.where(PayrollRun.branch == branch)
+        return session.exec(query.order_by(col(PayrollRun.id).desc())).first()
+
+
+def start_closing(archive: Archive, *, branch: str = "SZ01", month: str = MONTH,
+                  **parameters: Any) -> ChainDriver:
+    """The closing flow of ``branch`` ``month`` with ``parameters``, started in a thread and
+    waiting for its first signature (counted by the database's attributions unless
+    ``attribution_source`` says otherwise)."""
+    before = latest_run(archive, branch)
+    before_id = before.id if before else 0
+
+    def run_id() -> str | None:
+        run = latest_run(archive, branch)
+        return run.flow_run_id if run and run.id != before_id else None
+
+    def attempts() -> int:
+        run = latest_run(archive, branch)
+        return run.form_attempts if run else 0
+
+    driver = ChainDriver(
+        lambda: monthly_closing(branch=branch, month=month, wait="pause", poll_interval=0.1,
+                                **parameters),
+        run_id=run_id, attempts=attempts,
+    ).start()
+    driver.wait_paused()
+    return driver
