@@ -13,8 +13,8 @@ from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.identity import UserView
 from brokerflow.payroll.compute import compute_from_directory
-from brokerflow.payroll.inputs import read_state
 from brokerflow.payroll.policy import DEFAULT_POLICY
+from brokerflow.payroll.state_file import read_state
 
 EXPORT_FILES = {"staff.csv": "text/csv", "clients.csv": "text/csv",
                 "staff.xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

@@ -58,7 +58,7 @@ from brokerflow.payroll.cases import investigation_figures
 from brokerflow.payroll.closing_checks import ClientTally, closing_discrepancies
 from brokerflow.payroll.closing_report import discrepancy_notes, line_totals, run_discrepancies
 from brokerflow.payroll.compute import compute_from_directory
-from brokerflow.payroll.inputs import ClientRow, read_state
+from brokerflow.payroll.inputs import ClientRow
 from brokerflow.payroll.notices import raise_notices
 from brokerflow.payroll.pay_rules import PolicyChoice, choose_policy
 from brokerflow.payroll.policy import parse_policy
@@ -81,6 +81,7 @@ from brokerflow.payroll.risk_fund_records import (
     movements_for_closing,
 )
 from brokerflow.payroll.starts import DEVELOPMENT, SYSTEM, redeem_start_ticket, ticket_policy
+from brokerflow.payroll.state_file import read_state
 
 AttributionSource = Literal["database", "crm"]
 CRM_FILES = ("staff.csv", "clients.csv", "state.json", "staff.xlsx", "clients.xlsx")

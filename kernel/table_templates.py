@@ -16,8 +16,9 @@ from datetime import date
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from brokerflow.kernel.cells import choice_text, day_text
 from brokerflow.kernel.input_columns import MORE_EXAMPLES, ROLE_WORDS, TEMPLATES, TITLES
-from brokerflow.kernel.tables import Column, choice_text, day_text, expected_header
+from brokerflow.kernel.tables import Column, expected_header
 
 if TYPE_CHECKING:
     from openpyxl.worksheet.worksheet import Worksheet

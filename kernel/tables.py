@@ -1,13 +1,11 @@
 """Tables the way spreadsheets make them (SPEC §10): CSV in UTF-8 (with or without BOM) or
 GB18030/GBK (spreadsheets on Chinese systems) or XLSX; headers in English or their documented
-Chinese names; 是/否 and Chinese enumeration names as values; month cells a spreadsheet turned into
-dates.  Every header problem is reported at once.
+Chinese names.  Every header problem is reported at once.
 
 A table is described by its ``Column``s (pure data, also what ``brokerflow templates`` and the
 README print); ``open_table`` checks the header and yields numbered rows of text cells in the
-columns' canonical English names.  The normalisers (``flag_text``, ``month_text``,
-``day_text``, ``choice_text``) are pure and turn what a person typed into the canonical text
-the typed readers parse.
+columns' canonical English names.  What a person typed into a cell becomes canonical text in
+``kernel.cells``.
 """
 
 from __future__ import annotations
@@ -324,100 +322,3 @@ def xlsx_text(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return str(value)
-
-
-# --------------------------------------------------------------------------- values (pure)
-
-FLAG_WORDS: dict[str, str] = {
-    "true": "true", "false": "false", "是": "true", "否": "false",
-    "yes": "true", "no": "false", "y": "true", "n": "false",
-}
-_MONTH = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*(?:月)?")
-_MONTH_AS_DATE = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*0?1\s*(?:日)?"
-                            r"(?:[ T]0?0:00(?::00)?)?")
-_DAY = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*(?:日)?"
-                  r"(?:[ T]0?0:00(?::00)?)?")
-
-
-def flag_text(raw: str) -> str | None:
-    """``true``/``false`` for true/false, 是/否 (and yes/no), None for anything else."""
-    return FLAG_WORDS.get(raw.strip().lower())
-
-
-def month_text(raw: str) -> str | None:
-    """``YYYY-MM`` for a month as typed (2026-10, 2026/10, 2026年10月) or as a spreadsheet
-    turned it into a date (2026-10-01, 2026/10/1, with a midnight time); None otherwise."""
-    text = raw.strip()
-    match = _MONTH.fullmatch(text) or _MONTH_AS_DATE.fullmatch(text)
-    if match is None:
-        return None
-    year, month = int(match.group(1)), int(match.group(2))
-    return f"{year:04d}-{month:02d}" if 1 <= month <= 12 else None
-
-
-def day_text(raw: str) -> str | None:
-    """``YYYY-MM-DD`` for a date as typed (2026-10-05, 2026/10/5, 2026年10月5日, with a
-    midnight time as spreadsheets add); None when it is not a real date."""
-    match = _DAY.fullmatch(raw.strip())
-    if match is None:
-        return None
-    try:
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3))).isoformat()
-    except ValueError:
-        return None
-
-
-def choice_text(raw: str, choices: Mapping[str, tuple[str, ...]]) -> str | None:
-    """The canonical value an enumeration cell names (its English value, or one of the words
-    listed for it, e.g. 个人 → individual); None when it names none."""
-    text = raw.strip()
-    for value, words in choices.items():
-        if text == value or text.lower() == value.lower() or text in words:
-            return value
-    return None
-
-
-# --------------------------------------------------------------------------- row problems
-
-#: Row problems named in one message; the rest are counted.
-MAX_PROBLEMS = 20
-_GROUPED_NUMBER = re.compile(r"-?\d{1,3}(,\d{3})+(\.\d+)?")
-
-
-def plain_number_text(raw: str) -> str:
-    """A number as spreadsheets format it for display (``12,000.00``) without its thousands
-    separators; any other text unchanged."""
-    text = raw.strip()
-    return text.replace(",", "") if _GROUPED_NUMBER.fullmatch(text) else raw
-
-
-class RowProblems:
-    """The problems of a file's rows, gathered so that one ``BadInput`` names them all (the
-    first ``MAX_PROBLEMS``, the rest counted); the error's row and column are the first's."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.found: list[BadInput] = []
-        self.count = 0
-
-    def add(self, problem: BadInput) -> None:
-        """Remember one row's problem."""
-        self.count += 1
-        if len(self.found) < MAX_PROBLEMS:
-            self.found.append(problem)
-
-    def raise_if_any(self) -> None:
-        """Raise the gathered problems (one alone as it was) when there are any."""
-        if not self.found:
-            return
-        first = self.found[0]
-        if self.count == 1:
-            raise first
-        named = "; ".join(
-            ", ".join(part for part in (f"row {p.row}" if p.row is not None else "",
-                                        f"column {p.column}" if p.column else "") if part)
-            + f": {p.problem}" for p in self.found)
-        more = self.count - len(self.found)
-        raise BadInput(f"{self.count} problems: {named}"
-                       + (f"; and {more} more" if more else ""),
-                       file=self.file, row=first.row, column=first.column)

@@ -21,7 +21,6 @@ from brokerflow.payroll.inputs import (
     StaffRow,
     iter_clients,
     read_staff,
-    read_state,
 )
 from brokerflow.payroll.policy import Policy, load_policy
 from brokerflow.payroll.rules import (
@@ -31,6 +30,7 @@ from brokerflow.payroll.rules import (
     fold_clients,
     staff_for_month,
 )
+from brokerflow.payroll.state_file import read_state
 
 LINE_FIELDS = (
     "cm_id", "level", "valid_accounts", "new_value", "net_revenue", "avg_assets_3m",

@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from brokerflow.archive.service import Archive
+from brokerflow.kernel.cells import day_text, month_text
 from brokerflow.kernel.db import new_session
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.input_columns import CLIENTS, ROSTER, STAFF
 from brokerflow.kernel.models import User, UserRole
 from brokerflow.kernel.roster_file import parse_roster_bytes
-from brokerflow.kernel.tables import day_text, month_text, open_table
+from brokerflow.kernel.tables import open_table
 from brokerflow.payroll.inputs import iter_clients, read_staff
 from tests.support.payroll_data import MONTH, POLICY, client_row, staff_row, write_export
 

@@ -49,8 +49,8 @@ def compute(
         result_json,
         write_xlsx,
     )
-    from brokerflow.payroll.inputs import read_state
     from brokerflow.payroll.policy import DEFAULT_POLICY
+    from brokerflow.payroll.state_file import read_state
 
     if output == ResultFormat.xlsx and out is None:
         raise BadInput("--format xlsx needs --out FILE", column="--out")
