@@ -371,7 +371,7 @@ def monthly_closing(
     """
     settings = load_settings()
     month = month or previous_month(utcnow(), ZoneInfo(settings.timezone))
-    Month.parse(month)
+    Month.parse_parameter(month)  # BadInput (exit 2) naming the parameter
     archive = open_archive(settings, prepare_bucket=False)
     run_id = current_flow_run_id()
     with held_lease(archive.engine, run_id, lease_seconds=settings.run_lease_seconds):

@@ -220,7 +220,7 @@ def monthly_closing_all(
     """
     settings = load_settings()
     month = month or previous_month(utcnow(), ZoneInfo(settings.timezone))
-    Month.parse(month)
+    Month.parse_parameter(month)
     if max_parallel < 1:
         raise BrokerflowError("max_parallel must be at least 1")
     archive = open_archive(settings, prepare_bucket=False)

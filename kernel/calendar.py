@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from brokerflow.kernel.errors import BadInput
+
 
 def utcnow() -> datetime:
     """Now, in UTC, with the zone attached."""
@@ -39,12 +41,23 @@ class Month:
     def parse(cls, text: str) -> Month:
         """``2026-10`` → Month(2026, 10); ValueError for anything else."""
         parts = text.split("-")
-        if len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2:
+        if (len(parts) != 2 or len(parts[0]) != 4 or len(parts[1]) != 2
+                or not all(p.isascii() and p.isdigit() for p in parts)):
             raise ValueError(text)
         year, month = int(parts[0]), int(parts[1])
         if not 1 <= month <= 12:
             raise ValueError(text)
         return cls(year, month)
+
+    @classmethod
+    def parse_parameter(cls, text: str, *, column: str = "month") -> Month:
+        """``Month.parse`` for a value a person gave (a flow parameter, an option):
+        ``BadInput`` naming ``column`` instead of ValueError."""
+        try:
+            return cls.parse(text)
+        except ValueError:
+            raise BadInput(f"month must be YYYY-MM (e.g. 2026-10), not {text!r}",
+                           column=column) from None
 
     def minus(self, months: int) -> Month:
         index = self.year * 12 + (self.month - 1) - months

@@ -129,3 +129,16 @@ def test_starts_and_signatures_exit_with_what_the_run_did(
     again = _close(cli, "2026-10", "--no-wait")
     assert again.code == 0, again.err
     assert again.out.splitlines()[-1].startswith("flow run "), again.out
+
+
+def test_a_month_parameter_is_bad_input_naming_it() -> None:
+    """A run started from the Prefect UI with ``month: 2026/10`` fails with the SPEC's bad
+    input (exit 2, naming the parameter), which its start command reports, not a ValueError."""
+    from brokerflow.kernel.calendar import Month
+    from brokerflow.kernel.errors import BadInput
+
+    for text in ("2026/10", "2026-+1", "２０２６-10", "2026-1", "2026-13"):
+        with pytest.raises(BadInput) as refused:
+            Month.parse_parameter(text)
+        assert refused.value.column == "month" and repr(text) in str(refused.value)
+    assert str(Month.parse_parameter("2026-10")) == "2026-10"
