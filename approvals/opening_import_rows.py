@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from brokerflow.kernel.calendar import Month
+from brokerflow.kernel.cells import choice_text, day_text, month_text
 from brokerflow.kernel.errors import BadInput
 from brokerflow.kernel.glyphs import Coverage, code_point, missing_characters
 from brokerflow.kernel.idnumbers import InvalidIdNumber, keyed_hash, validate_id_number
 from brokerflow.kernel.input_columns import ATTRIBUTION_IMPORT, LEVEL_WORDS, OPENING_STATE
 from brokerflow.kernel.ordering import natural_key
-from brokerflow.kernel.tables import choice_text, day_text, month_text, open_table
+from brokerflow.kernel.tables import open_table
 
 MAX_LISTED = 50  # problems named in one message; the rest are counted
 _MONEY = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
