@@ -21,6 +21,7 @@ from brokerflow.payroll.compute import compute_from_directory
 from brokerflow.payroll.records import record_run, set_status
 from tests.support.paths import ROSTER_CSV
 from tests.support.payroll_data import POLICY, client_row, staff_row, write_export
+from tests.support.reliability import cancel_unfinished_runs
 from tests.support.services import ServeProcess
 
 pytestmark = pytest.mark.usefixtures("development")  # sample signers sign with pw-<user>
@@ -68,6 +69,7 @@ def served(prefect_api: None, env: dict[str, str], tmp_path: Path, cli) -> Itera
     from prefect.settings import PREFECT_API_URL
 
     assert cli("roster", "load", str(ROSTER_CSV)).code == 0
+    cancel_unfinished_runs()  # runs earlier tests left on the shared server: not for this serve
     child_env = dict(os.environ, **env, PREFECT_API_URL=str(PREFECT_API_URL.value()),
                      PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                      PREFECT_HOME=str(tmp_path / "prefect-home"))
@@ -86,6 +88,7 @@ def served(prefect_api: None, env: dict[str, str], tmp_path: Path, cli) -> Itera
         yield
     finally:
         server.stop()
+        cancel_unfinished_runs()  # nor this test's runs for the next serve
 
 
 @pytest.mark.slow
