@@ -39,9 +39,9 @@ from brokerflow.kernel.models import (
     PayrollRun,
     TitleRecord,
     User,
-    UserRole,
 )
 from brokerflow.kernel.opening_models import OpeningCarry, OpeningImport
+from brokerflow.kernel.roster import branch_staff
 from brokerflow.kernel.vocabulary import AttributionStatus
 
 ATTRIBUTIONS, STATE = "attributions", "state"
@@ -91,13 +91,7 @@ def batch_summary(batch: OpeningImport, rows: Sequence[Any], names: Mapping[str,
 
 def branch_cms(session: Session, *, branch: str, today: date) -> dict[str, str]:
     """The branch's staff with clients of their own on the roster today (id → name)."""
-    found: dict[str, str] = {}
-    for user, _role in session.exec(
-            select(User, UserRole).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
-            .where(User.branch == branch, col(UserRole.role).in_(CLIENT_ROLES))):
-        if user.left_on is None or user.left_on > today:
-            found[user.user_id] = user.name
-    return found
+    return branch_staff(session, branch=branch, roles=CLIENT_ROLES, on=today)
 
 
 def _chunks(rows: Sequence[AttributionRow], size: int = 500) -> Iterator[Sequence[AttributionRow]]:

@@ -28,7 +28,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.exceptions import PrefectException
 from prefect.states import Completed, State
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from brokerflow.approvals.attributions import EffectiveAttributions, effective_attributions
 from brokerflow.approvals.chain import PAYROLL_CHAIN, Finished, Waiting, progress
@@ -51,7 +51,7 @@ from brokerflow.kernel.errors import AccessDenied, BadInput, NotFound
 from brokerflow.kernel.identity import UserView
 from brokerflow.kernel.models import PayrollRun, User, UserRole
 from brokerflow.kernel.ordering import natural_key
-from brokerflow.kernel.roster import get_user_view
+from brokerflow.kernel.roster import branch_staff, get_user_view
 from brokerflow.kernel.settings import load_settings
 from brokerflow.kernel.vocabulary import ClosingStatus
 from brokerflow.payroll.cases import investigation_figures
@@ -147,11 +147,8 @@ def paid_roster(session: Session, *, branch: str, month: str) -> set[str]:
     """The branch's CMs, stationed and regional managers on the roster who had not left
     before ``month`` began."""
     first = Month.parse(month)
-    start = date(first.year, first.month, 1)
-    users = session.exec(
-        select(User).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
-        .where(User.branch == branch, col(UserRole.role).in_(PAID_ROLES)))
-    return {u.user_id for u in users if u.left_on is None or u.left_on > start}
+    return set(branch_staff(session, branch=branch, roles=PAID_ROLES,
+                            on=date(first.year, first.month, 1)))
 
 
 def _compute_and_record(archive: Archive, *, branch: str, month: str, data_dir: str | None,

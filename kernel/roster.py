@@ -11,6 +11,7 @@ is audited; a user who left (``left_on``) loses every right at once; the last ad
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -94,6 +95,19 @@ def active_admins(session: Session, *, today: date | None = None) -> list[str]:
     admins = session.exec(select(User).join(UserRole, col(UserRole.user_id) == User.user_id)
                           .where(UserRole.role == ADMIN_ROLE)).all()
     return sorted(u.user_id for u in admins if u.left_on is None or u.left_on > day)
+
+
+def branch_staff(session: Session, *, branch: str, roles: Iterable[str],
+                 on: date) -> dict[str, str]:
+    """The users of ``branch`` holding any of ``roles`` who had not left on ``on``
+    (user id → name)."""
+    found: dict[str, str] = {}
+    for user in session.exec(
+            select(User).join(UserRole, UserRole.user_id == User.user_id)  # type: ignore[arg-type]
+            .where(User.branch == branch, col(UserRole.role).in_(list(roles)))):
+        if user.left_on is None or user.left_on > on:
+            found[user.user_id] = user.name
+    return found
 
 
 def disable_user(session: Session, *, user_id: str, left_on: date, actor: UserView,
