@@ -57,7 +57,9 @@ def test_the_installed_wheel_holds_one_namespace_and_its_data(installed: Path) -
     package = Path(location).parent
     for data in ("templates/FIL.html", "templates/web/search.html", "policy/default.toml",
                  "app/prefect.yaml", "app/sample/roster.csv",
-                 "kernel/migrations/versions/0001_first_release.py"):
+                 "kernel/migrations/versions/0001_first_release.py",
+                 "kernel/migrations/versions/0010_opening_imports.py",
+                 "templates/opening_import.html", "templates/CNF.html"):
         assert (package / data).is_file(), data
 
 
@@ -79,3 +81,7 @@ def test_render_and_payroll_compute_work_from_an_empty_directory(installed: Path
     result = json.loads(computed.stdout)
     assert result["month"] == "2026-10" and len(result["lines"]) == 36
     assert sorted(os.listdir(empty)) == ["crm", "f.json", "f.pdf"]  # wrote only what it was told
+    made = _run(installed, empty, "templates", "forms")  # the go-live templates (SPEC §10)
+    assert made.returncode == 0, made.stderr
+    forms = sorted(p.name for p in (empty / "forms").iterdir())
+    assert len(forms) == 12 and "attributions.xlsx" in forms and "roster.csv" in forms
